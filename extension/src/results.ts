@@ -1,0 +1,154 @@
+/**
+ * The `codesearch/search` protocol types and how a result becomes a QuickPick item.
+ * Pure logic (no `vscode` import).
+ */
+
+export interface LspPosition {
+  line: number;
+  character: number;
+}
+
+export interface LspRange {
+  start: LspPosition;
+  end: LspPosition;
+}
+
+export interface SearchParams {
+  query: string;
+  limit?: number;
+  languages?: string[];
+  pathGlob?: string;
+  /** A workspace folder URI. */
+  folder?: string;
+}
+
+export interface SearchResult {
+  uri: string;
+  range: LspRange;
+  symbol: string;
+  kind: string;
+  language: string;
+  score: number;
+  snippet: string;
+}
+
+export interface SearchResponse {
+  results: SearchResult[];
+  indexing: boolean;
+}
+
+/** A QuickPick item (structurally compatible with `vscode.QuickPickItem`) carrying its result. */
+export interface ResultItem {
+  label: string;
+  description?: string;
+  detail?: string;
+  alwaysShow: true;
+  result: SearchResult;
+}
+
+const KIND_ICON: Record<string, string> = {
+  function: 'symbol-function',
+  method: 'symbol-method',
+  class: 'symbol-class',
+  struct: 'symbol-struct',
+  interface: 'symbol-interface',
+  trait: 'symbol-interface',
+  enum: 'symbol-enum',
+  module: 'symbol-module',
+  namespace: 'symbol-namespace',
+  constant: 'symbol-constant',
+  variable: 'symbol-variable',
+  field: 'symbol-field',
+  property: 'symbol-property',
+  constructor: 'symbol-constructor',
+  window: 'file-code',
+};
+
+export function kindIcon(kind: string): string {
+  return KIND_ICON[kind.toLowerCase()] ?? 'symbol-misc';
+}
+
+export const SNIPPET_MAX = 120;
+
+/** One line of the snippet worth showing: the first non-blank line that isn't a decorator. */
+export function snippetLine(snippet: string, max = SNIPPET_MAX): string {
+  const lines = snippet
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  const line = lines.find((l) => !l.startsWith('@') && !l.startsWith('#[')) ?? lines[0] ?? '';
+  const collapsed = line.replace(/\s+/g, ' ');
+  return collapsed.length > max ? `${collapsed.slice(0, max - 1)}…` : collapsed;
+}
+
+function basename(uri: string): string {
+  const clean = uri.split(/[?#]/)[0].replace(/\/+$/, '');
+  const last = clean.slice(clean.lastIndexOf('/') + 1);
+  try {
+    return decodeURIComponent(last);
+  } catch {
+    return last;
+  }
+}
+
+/** Codicon syntax `$(name)` is interpreted in labels; escape anything that looks like one. */
+function escapeIcons(text: string): string {
+  return text.replace(/\$\(/g, '\\$(');
+}
+
+/**
+ * @param relativePath maps a result URI to the path shown to the user (in VS Code
+ *   `workspace.asRelativePath(uri, multiRoot)`, which adds the folder name in multi-root workspaces).
+ */
+export function toResultItem(result: SearchResult, relativePath: (uri: string) => string): ResultItem {
+  const name = result.symbol && result.symbol.trim() !== '' ? result.symbol : `${basename(result.uri)} (${result.kind || 'code'})`;
+  const line = result.range.start.line + 1;
+  return {
+    label: `$(${kindIcon(result.kind)}) ${escapeIcons(name)}`,
+    description: `${relativePath(result.uri)}:${line}`,
+    detail: escapeIcons(snippetLine(result.snippet)),
+    alwaysShow: true,
+    result,
+  };
+}
+
+export function toResultItems(
+  response: SearchResponse | null | undefined,
+  relativePath: (uri: string) => string,
+): ResultItem[] {
+  if (!response || !Array.isArray(response.results)) {
+    return [];
+  }
+  return response.results.map((r) => toResultItem(r, relativePath));
+}
+
+/**
+ * VS Code language ids → the language names the server uses (tree-sitter grammar names).
+ * Several names are sent where the server might use either spelling.
+ */
+const LANGUAGE_ALIASES: Record<string, string[]> = {
+  typescriptreact: ['tsx', 'typescript'],
+  javascriptreact: ['javascript', 'jsx'],
+  csharp: ['c_sharp', 'csharp'],
+  cpp: ['cpp'],
+  'objective-c': ['objc'],
+  shellscript: ['bash', 'shell'],
+  python: ['python'],
+};
+
+export function languagesForLanguageId(languageId: string | undefined): string[] | undefined {
+  if (!languageId || languageId === 'plaintext' || languageId === 'Log') {
+    return undefined;
+  }
+  return LANGUAGE_ALIASES[languageId] ?? [languageId];
+}
+
+/** The glob that restricts a search to a folder, given its path relative to the workspace folder. */
+export function folderGlob(relativeFolder: string): string | undefined {
+  const rel = relativeFolder.replace(/\\/g, '/').replace(/^\.\/?/, '').replace(/\/+$/, '');
+  if (rel === '' || rel === '.') {
+    return undefined;
+  }
+  const escaped = rel.replace(/[[\]{}*?]/g, (c) => `[${c}]`);
+  return `${escaped}/**`;
+}

@@ -1,0 +1,301 @@
+"""The ``codesearch`` command line: index, search, status, clean."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from . import __version__
+from .engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
+from .indexer import EmbedReport, SyncReport
+from .indexer import Progress as IndexProgress
+from .types import SearchHit
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NO_FILES = 3
+EXIT_MODEL = 4
+
+err = Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> None:
+    err.print(f"[bold red]error:[/] {message}")
+    sys.exit(code)
+
+
+def model_options(func: Any) -> Any:
+    func = click.option("--model", "model", default=None, envvar="CODESEARCH_MODEL",
+                        help="Exported model folder, Hugging Face folder or id (default: the embedded "
+                             "all-MiniLM-L6-v2).")(func)
+    func = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                        envvar="CODESEARCH_DEVICE", show_default=True,
+                        help="Execution provider; auto uses CUDA only when it truly loads.")(func)
+    func = click.option("--exclude", multiple=True, help="Extra glob to leave out (repeatable).")(func)
+    func = click.option("--max-file-size", type=int, default=1 << 20, show_default=True,
+                        help="Skip files larger than this many bytes.")(func)
+    return func
+
+
+def open_engine(path: Path, model: str | None, device: str, exclude: tuple[str, ...], max_file_size: int
+                ) -> Engine:
+    config = EngineConfig(model=model, device=device, exclude=exclude, max_file_size=max_file_size)
+    try:
+        return Engine(path, config, on_message=lambda m: err.print(f"[yellow]{m}[/]"))
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        raise  # unreachable
+
+
+class ProgressView:
+    """Rich progress on stderr: files while chunking, then chunks/s and ETA while embedding."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and err.is_terminal
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[extra]}"),
+                                 TimeElapsedColumn(), console=err, transient=True)
+        self.tasks: dict[str, TaskID] = {}
+        self.last_plain = 0.0
+        self.plain = enabled and not err.is_terminal
+
+    def __enter__(self) -> ProgressView:
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+    def __call__(self, p: IndexProgress) -> None:
+        if self.plain:
+            now = time.monotonic()
+            if now - self.last_plain > 5.0 and p.phase == "embed":
+                self.last_plain = now
+                eta = f", ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
+                err.print(f"embedding {p.embedded}/{p.to_embed} chunks ({p.rate:.1f}/s{eta})")
+            return
+        if not self.enabled or p.phase == "scan":
+            return
+        if p.phase == "chunk":
+            self._task("chunk", "chunking files", p.files_total, p.files_done, "")
+        elif p.phase == "embed":
+            eta = f"ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
+            self._task("embed", "embedding chunks", p.to_embed, p.embedded, f"{p.rate:.1f} chunks/s {eta}")
+
+    def _task(self, key: str, desc: str, total: int, done: int, extra: str) -> None:
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(desc, total=total, extra=extra)
+        self.progress.update(self.tasks[key], total=total, completed=done, extra=extra)
+
+
+@contextmanager
+def writer(engine: Engine) -> Iterator[None]:
+    if not engine.acquire_writer(wait=False):
+        err.print("[yellow]another codesearch process is indexing this workspace; waiting for it…[/]")
+        engine.acquire_writer(wait=True)
+    try:
+        yield
+    finally:
+        engine.release_writer()
+
+
+def run_update(engine: Engine, *, embed: bool, show_progress: bool) -> tuple[SyncReport, EmbedReport | None]:
+    with writer(engine), ProgressView(show_progress) as view:
+        sync = engine.sync(progress=view)
+        status = engine.status()
+        if status.files == 0:
+            fail(f"no indexable files under {engine.root} (check .gitignore, .codesearchignore and "
+                 "--exclude)", EXIT_NO_FILES)
+        if not embed:
+            return sync, None
+        try:
+            return sync, engine.embed(progress=view)
+        except EngineError as exc:
+            fail(str(exc), EXIT_MODEL)
+            raise
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="codesearch")
+@click.option("-v", "--verbose", is_flag=True, help="Log details to stderr.")
+def main(verbose: bool) -> None:
+    """Semantic code search on your own machine."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), default=".")
+@model_options
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], max_file_size: int,
+          quiet: bool) -> None:
+    """Index PATH (default: the current folder) and embed every chunk."""
+    engine = open_engine(path, model, device, exclude, max_file_size)
+    start = time.monotonic()
+    sync, embedded = run_update(engine, embed=True, show_progress=not quiet)
+    status = engine.status()
+    engine.close()
+    elapsed = time.monotonic() - start
+    reasons: dict[str, int] = {}
+    for _, reason in sync.skipped:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    skipped = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items())) or "none"
+    rate = f" ({embedded.embedded / embedded.elapsed_s:.1f} chunks/s)" if embedded and embedded.elapsed_s > 0 \
+        and embedded.embedded else ""
+    err.print(
+        f"indexed {status.files} files, {status.chunks} chunks "
+        f"(+{sync.added} ~{sync.updated} -{sync.removed} files; embedded {embedded.embedded if embedded else 0}"
+        f"{rate}) in {elapsed:.1f}s\n"
+        f"skipped: {skipped}; parse failures (indexed by line windows): {len(status.parse_failures)}\n"
+        f"model: {status.model} on {status.provider} ({status.provider_reason})\n"
+        f"index: {status.index_dir} ({status.index_bytes / 1e6:.1f} MB)"
+    )
+    for path_, message in sync.read_errors:
+        err.print(f"[yellow]unreadable:[/] {path_}: {message}")
+
+
+def hit_json(hit: SearchHit) -> dict[str, Any]:
+    data = asdict(hit)
+    data["sources"] = list(hit.sources)
+    return data
+
+
+def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
+    console = Console(file=out, highlight=False, soft_wrap=True)
+    if not result.hits:
+        console.print(f"no results for {query!r}")
+    for rank, hit in enumerate(result.hits, 1):
+        name = hit.qualified_name or f"({hit.kind})"
+        console.print(f"[bold]{rank:>2}.[/] [cyan]{hit.path}[/]:{hit.start_line}-{hit.end_line}  "
+                      f"[bold]{name}[/]  [dim]{hit.language} {hit.score:.3f}[/]")
+        if hit.snippet:
+            console.print(f"      [dim]{hit.snippet}[/]", markup=True)
+
+
+@main.command()
+@click.argument("query", required=False)
+@click.option("--path", "path", type=click.Path(path_type=Path), default=".", show_default=True,
+              help="The workspace to search.")
+@click.option("-k", "--limit", "limit", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--lang", "languages", multiple=True, help="Only these languages (repeatable).")
+@click.option("--glob", "path_glob", default=None, help="Only paths matching this glob, e.g. 'src/**/*.py'.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of results.")
+@click.option("--no-wait", is_flag=True, help="Answer at once from what is indexed; don't embed first.")
+@click.option("--batch", "batch", type=click.File("r"), default=None,
+              help="JSON lines of {id, query}; writes one JSON line of {id, results} per query.")
+@click.option("--mode", type=click.Choice(["fused", "dense", "lexical"]), default="fused", hidden=True)
+@model_options
+def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...], path_glob: str | None,
+           as_json: bool, no_wait: bool, batch: TextIO | None, mode: str, model: str | None, device: str,
+           exclude: tuple[str, ...], max_file_size: int) -> None:
+    """Search the workspace at --path for QUERY, in plain English or by symbol name."""
+    if batch is None and (query is None or not query.strip()):
+        fail("the query is empty: pass a QUERY, or --batch FILE", EXIT_USAGE)
+    queries: list[tuple[Any, str]] = []
+    if batch is not None:
+        for n, line in enumerate(batch, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                queries.append((item["id"], str(item["query"])))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                fail(f"{batch.name}:{n}: expected a JSON object with 'id' and 'query'", EXIT_USAGE)
+    engine = open_engine(path, model, device, exclude, max_file_size)
+    try:
+        if engine.acquire_writer(wait=False):
+            try:
+                run_update(engine, embed=not no_wait and mode != "lexical", show_progress=not as_json)
+            finally:
+                engine.release_writer()
+        else:
+            err.print("[yellow]another codesearch process is indexing this workspace; answering from "
+                      "what it has stored so far[/]")
+        if batch is not None:
+            for qid, text in queries:
+                result = engine.search(text, limit=limit, languages=languages, path_glob=path_glob, mode=mode) \
+                    if text.strip() else None
+                hits = [hit_json(h) for h in result.hits] if result else []
+                record: dict[str, Any] = {"id": qid, "results": hits}
+                if result is None:
+                    record["error"] = "empty query"
+                sys.stdout.write(json.dumps(record) + "\n")
+            return
+        assert query is not None
+        result = engine.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
+    except EngineError as exc:
+        fail(str(exc), EXIT_MODEL)
+        return
+    finally:
+        engine.close()
+    if as_json:
+        sys.stdout.write(json.dumps([hit_json(h) for h in result.hits], indent=2) + "\n")
+    else:
+        print_hits(result, query, sys.stdout)
+    if result.pending:
+        err.print(f"[yellow]{result.pending} chunks are not embedded yet: results come from the lexical "
+                  "index and the chunks embedded so far (run `codesearch index` to finish)[/]")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), default=".")
+@click.option("--json", "as_json", is_flag=True)
+@model_options
+def status(path: Path, as_json: bool, model: str | None, device: str, exclude: tuple[str, ...],
+           max_file_size: int) -> None:
+    """Show what is indexed for PATH: files, chunks, model, provider, size, stale files."""
+    engine = open_engine(path, model, device, exclude, max_file_size)
+    try:
+        try:
+            engine.encoder  # noqa: B018 - loads the model so provider and pending are exact
+        except EngineError as exc:
+            err.print(f"[yellow]model not loaded: {exc}[/]")
+        st = engine.status()
+        stale = engine.stale_files()
+    finally:
+        engine.close()
+    data = asdict(st)
+    data["stale_files"] = stale
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    click.echo(f"workspace: {st.root}\nindex:     {st.index_dir} ({st.index_bytes / 1e6:.1f} MB)\n"
+               f"files:     {st.files} ({len(st.parse_failures)} indexed by line windows after parse errors)\n"
+               f"chunks:    {st.chunks} ({st.embedded} embedded, {st.pending} pending)\n"
+               f"model:     {st.model or '-'} [{st.model_key or '-'}]\n"
+               f"provider:  {st.provider or '-'} ({st.provider_reason or '-'})\n"
+               f"stale:     {len(stale)} file(s) changed since the last index"
+               + "".join(f"\n  {p}" for p in stale[:20]))
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), default=".")
+def clean(path: Path) -> None:
+    """Delete the index of PATH (it lives in the user cache, never in the workspace)."""
+    engine = open_engine(path, None, "cpu", (), 1 << 20)
+    if not engine.acquire_writer(wait=False):
+        engine.close()
+        fail("another codesearch process is indexing this workspace; stop it first", EXIT_ERROR)
+    folder = engine.dir
+    engine.clean()
+    err.print(f"removed {folder}")
+
+
+if __name__ == "__main__":
+    main()
+
+__all__ = ["WorkspaceBusy", "main"]

@@ -1,0 +1,340 @@
+"""The facade over one workspace that the CLI and the language server both call.
+
+Threading: one writer at a time inside a process (``_write``), one writer process at a time per
+workspace (a file lock beside the index); searches never wait for indexing. A process that cannot
+take the file lock works read-only from what the writer has stored, and says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .files import WalkOptions
+from .indexer import EmbedReport, Indexer, ProgressCallback, SyncReport
+from .manifest import ModelManifest
+from .paths import workspace_dir
+from .search import RankingWeights, SearchFilters, SearchOutcome, run_search
+from .store import Store
+from .types import Encoder, SearchHit
+from .vector_index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+INDEX_SAVE_INTERVAL_S = 60.0
+IGNORE_FILES = frozenset({".gitignore", ".codesearchignore"})
+
+
+class EngineError(RuntimeError):
+    """A problem the user can act on (bad path, unusable model, busy workspace)."""
+
+
+class WorkspaceBusy(EngineError):
+    """Another process holds this workspace's write lock."""
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    model: str | None = None  # None/"default", an exported folder, an HF folder or an HF id
+    device: str = "auto"  # auto | cpu | cuda
+    exclude: tuple[str, ...] = ()
+    max_file_size: int = 1 << 20
+
+    def walk_options(self) -> WalkOptions:
+        return WalkOptions(max_file_size=self.max_file_size, exclude=tuple(self.exclude))
+
+
+@dataclass
+class EngineStatus:
+    root: str
+    index_dir: str
+    files: int
+    chunks: int
+    embedded: int
+    pending: int
+    model: str
+    model_key: str
+    provider: str
+    provider_reason: str
+    index_bytes: int
+    parse_failures: list[str]
+    writer: bool
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return self.pending == 0
+
+
+@dataclass
+class SearchResult:
+    hits: list[SearchHit]
+    pending: int  # chunks not yet embedded: dense results are partial while > 0
+    dense_used: bool
+    lexical_used: bool
+
+
+def load_onnx_encoder(config: EngineConfig, on_status: Callable[[str], None] | None = None) -> Encoder:
+    from .embedding import OnnxEncoder, ProviderError, default_threads
+    from .models import ModelError, resolve_model
+
+    try:
+        folder = resolve_model(config.model, on_status)
+        return OnnxEncoder(folder, ModelManifest.read(folder), device=config.device,
+                           threads=default_threads())
+    except (ModelError, ProviderError, ValueError, OSError) as exc:
+        raise EngineError(str(exc)) from exc
+
+
+class Engine:
+    def __init__(self, root: Path | str, config: EngineConfig = EngineConfig(), *,
+                 encoder: Encoder | None = None, index_dir: Path | None = None,
+                 on_message: Callable[[str], None] | None = None) -> None:
+        root = Path(root).expanduser()
+        if not root.exists():
+            raise EngineError(f"{root} does not exist")
+        if not root.is_dir():
+            raise EngineError(f"{root} is not a folder")
+        self.root = root.resolve()
+        self.config = config
+        self.dir = Path(index_dir) if index_dir else workspace_dir(self.root)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._on_message = on_message or (lambda m: log.info("%s", m))
+        self.messages: list[str] = []
+        self.store, problem = Store.open_or_rebuild(self.dir / "index.db")
+        if problem:
+            self._say(problem)
+        self.store.set_meta("root", str(self.root))
+        self._encoder = encoder
+        self._index: VectorIndex | None = None
+        self._overlays: dict[str, str] = {}
+        self._write = threading.RLock()
+        self._state = threading.Lock()
+        self._index_lock = threading.Lock()
+        self._file_lock = FileLock(str(self.dir / "write.lock"))
+        self._last_save = time.monotonic()
+        self.indexer = Indexer(self.root, self.store, config.walk_options())
+        self.weights = RankingWeights()
+
+    def _say(self, message: str) -> None:
+        self.messages.append(message)
+        self._on_message(message)
+
+    # model ----------------------------------------------------------------------------------
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            with self._state:
+                if self._encoder is None:
+                    self._encoder = load_onnx_encoder(self.config, self._say)
+        return self._encoder
+
+    @property
+    def encoder_loaded(self) -> bool:
+        return self._encoder is not None
+
+    def _vector_index(self) -> VectorIndex:
+        """The HNSW graph for the current model, loaded and checked, or rebuilt from stored vectors."""
+        if self._index is not None:
+            return self._index
+        encoder = self.encoder
+        with self._index_lock:
+            if self._index is None:
+                self._index = self._load_vector_index(encoder)
+            return self._index
+
+    def _load_vector_index(self, encoder: Encoder) -> VectorIndex:
+        path = self.dir / "vectors.hnsw"
+        previous = self.store.get_meta("model_key")
+        if previous and previous != encoder.model_key:
+            self._say("the model changed: code will be re-embedded with the new model "
+                      "(vectors of the old one are kept in the cache)")
+        try:
+            index = VectorIndex.load(path, encoder.model_key, encoder.dimension)
+        except ValueError as exc:
+            if path.exists() and previous == encoder.model_key:
+                self._say(f"the vector index was unusable ({exc}); rebuilding it from stored vectors")
+            index = VectorIndex(encoder.dimension, capacity=max(1024, self.store.counts("")[1]))
+        added, removed = self.indexer.reconcile_index(encoder.model_key, index)
+        if added or removed:
+            log.info("vector index reconciled: +%d -%d", added, removed)
+        if self.is_writer:
+            self.store.set_meta("model_key", encoder.model_key)
+        return index
+
+    def set_encoder(self, encoder: Encoder) -> None:
+        """Switch models at run time (a settings change); the next embed pass fills the gap."""
+        with self._write:
+            self._encoder = encoder
+            self._index = None
+
+    # writing ---------------------------------------------------------------------------------
+    def acquire_writer(self, wait: bool | float = True) -> bool:
+        """Take the workspace write lock; ``wait`` False/0 returns at once, a float is seconds."""
+        timeout = -1 if wait is True else (0 if wait is False else float(wait))
+        try:
+            self._file_lock.acquire(timeout=timeout)
+            return True
+        except Timeout:
+            return False
+
+    @property
+    def is_writer(self) -> bool:
+        return self._file_lock.is_locked
+
+    def release_writer(self) -> None:
+        while self._file_lock.is_locked:
+            self._file_lock.release()
+
+    def _require_writer(self) -> None:
+        if not self.is_writer and not self.acquire_writer(wait=False):
+            raise WorkspaceBusy(f"another codesearch process is indexing {self.root}")
+
+    def sync(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None
+             ) -> SyncReport:
+        """Phase one: files → chunks → lexical index. Seconds, even for large repositories."""
+        with self._write:
+            self._require_writer()
+            report = self.indexer.sync(dict(self._overlays), cancel, progress)
+            self._drop_from_index(report.removed_chunk_ids)
+            return report
+
+    def embed(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None
+              ) -> EmbedReport:
+        """Phase two: embed what lacks a vector, newest files first; saves the graph as it goes."""
+        with self._write:
+            self._require_writer()
+            index = self._vector_index()
+            report = self.indexer.embed_pending(self.encoder, index, cancel, progress,
+                                                on_batch=self._maybe_save)
+            self.save()
+            self.store.prune_vectors()
+            return report
+
+    def update(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None
+               ) -> tuple[SyncReport, EmbedReport]:
+        sync = self.sync(cancel, progress)
+        if sync.cancelled:
+            return sync, EmbedReport(cancelled=True)
+        return sync, self.embed(cancel, progress)
+
+    def update_paths(self, paths: Iterable[str | Path], embed: bool = True) -> SyncReport:
+        """Re-index just these files (watcher events, editor buffers); absolute or relative paths."""
+        rel = [p for p in (self.relative(x) for x in paths) if p is not None]
+        with self._write:
+            self._require_writer()
+            if any(p.rsplit("/", 1)[-1] in IGNORE_FILES or p.endswith("info/exclude") for p in rel):
+                self.indexer.invalidate_rules()
+                report = self.indexer.sync(dict(self._overlays))  # what is ignored may have changed anywhere
+            else:
+                report = self.indexer.sync_paths(rel, dict(self._overlays))
+            self._drop_from_index(report.removed_chunk_ids)
+            if embed and report.changed and self.encoder_loaded:
+                self.indexer.embed_pending(self.encoder, self._vector_index())
+            return report
+
+    def set_overlay(self, path: str | Path, text: str | None) -> str | None:
+        """Unsaved editor text for a file (None drops it); the next sync/update_paths reads it."""
+        rel = self.relative(path)
+        if rel is None:
+            return None
+        with self._state:
+            if text is None:
+                self._overlays.pop(rel, None)
+            else:
+                self._overlays[rel] = text
+        return rel
+
+    def relative(self, path: str | Path) -> str | None:
+        p = Path(path)
+        if not p.is_absolute():
+            return p.as_posix()
+        try:
+            return p.resolve().relative_to(self.root).as_posix() if p.exists() else \
+                p.relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+
+    def _drop_from_index(self, chunk_ids: list[int]) -> None:
+        if chunk_ids and self._index is not None:
+            self._index.remove(chunk_ids)
+
+    def _maybe_save(self) -> None:
+        if time.monotonic() - self._last_save > INDEX_SAVE_INTERVAL_S:
+            self.save()
+
+    def save(self) -> None:
+        if self._index is not None and self._encoder is not None and self.is_writer:
+            self._index.save(self.dir / "vectors.hnsw", self._encoder.model_key)
+            self._last_save = time.monotonic()
+
+    # reading ---------------------------------------------------------------------------------
+    def search(self, query: str, *, limit: int = 10, languages: Iterable[str] = (),
+               path_glob: str | None = None, mode: str = "fused") -> SearchResult:
+        if not query or not query.strip():
+            raise EngineError("the query is empty")
+        if limit < 1:
+            raise EngineError("limit must be at least 1")
+        index = None
+        encoder = None
+        if mode != "lexical":
+            encoder = self.encoder
+            index = self._vector_index()
+        filters = SearchFilters(languages=tuple(languages), path_glob=path_glob or None)
+        outcome: SearchOutcome = run_search(self.store, index, encoder, query, limit=limit, filters=filters,
+                                            weights=self.weights, mode=mode)
+        pending = self.store.count_pending(encoder.model_key) if encoder else self.store.counts("")[1]
+        return SearchResult(outcome.hits, pending, outcome.dense_used, outcome.lexical_used)
+
+    def refresh_from_store(self) -> None:
+        """A read-only process picks up vectors the writing process has stored since."""
+        if self._index is not None and self._encoder is not None:
+            self.indexer.reconcile_index(self._encoder.model_key, self._index)
+
+    def status(self) -> EngineStatus:
+        key = self._encoder.model_key if self._encoder else (self.store.get_meta("model_key") or "")
+        files, chunks, embedded = self.store.counts(key)
+        size = sum(p.stat().st_size for p in self.dir.glob("*") if p.is_file())
+        model = provider = reason = ""
+        if self._encoder is not None:
+            manifest = getattr(self._encoder, "manifest", None)
+            model = manifest.id if manifest is not None else type(self._encoder).__name__
+            provider = self._encoder.provider
+            reason = getattr(self._encoder, "provider_reason", "")
+        return EngineStatus(
+            root=str(self.root), index_dir=str(self.dir), files=files, chunks=chunks, embedded=embedded,
+            pending=self.store.count_pending(key) if key else chunks, model=model, model_key=key,
+            provider=provider, provider_reason=reason, index_bytes=size,
+            parse_failures=self.store.parse_failures(), writer=self.is_writer, messages=list(self.messages),
+        )
+
+    def stale_files(self) -> list[str]:
+        """Files whose size or mtime on disk differ from the index (or that are new or gone)."""
+        from .files import walk
+
+        known = self.store.files()
+        current = {f.path: f for f in walk(self.root, self.config.walk_options()).files}
+        stale = [p for p, f in current.items()
+                 if p not in known or known[p].size != f.size or known[p].mtime_ns != f.mtime_ns]
+        stale.extend(p for p in known if p not in current)
+        return sorted(stale)
+
+    def close(self) -> None:
+        with self._write:
+            try:
+                self.save()
+            finally:
+                self.release_writer()
+                self.store.close()
+
+    def clean(self) -> None:
+        """Delete this workspace's index folder entirely."""
+        self.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
