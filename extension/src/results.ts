@@ -123,21 +123,30 @@ export function toResultItems(
 }
 
 /**
- * VS Code language ids → the language names the server uses (tree-sitter grammar names).
- * Several names are sent where the server might use either spelling.
+ * VS Code language ids → the language names the server uses (see server/codesearch/languages.py).
+ * Ids not listed are the same on both sides (python, go, rust, java, cpp, csharp, ...).
  */
 const LANGUAGE_ALIASES: Record<string, string[]> = {
-  typescriptreact: ['tsx', 'typescript'],
-  javascriptreact: ['javascript', 'jsx'],
-  csharp: ['c_sharp', 'csharp'],
-  cpp: ['cpp'],
+  typescriptreact: ['tsx'],
+  javascriptreact: ['javascript'],
+  shellscript: ['bash'],
   'objective-c': ['objc'],
-  shellscript: ['bash', 'shell'],
-  python: ['python'],
+  'objective-cpp': ['objc'],
+  'cuda-cpp': ['cpp'],
+  makefile: ['make'],
+  plaintext: ['text'],
+  restructuredtext: ['rst'],
+  jsonc: ['json'],
+  sass: ['scss'],
+  bat: ['batch'],
+  tex: ['latex'],
+  properties: ['ini'],
+  proto3: ['protobuf'],
+  proto: ['protobuf'],
 };
 
 export function languagesForLanguageId(languageId: string | undefined): string[] | undefined {
-  if (!languageId || languageId === 'plaintext' || languageId === 'Log') {
+  if (!languageId || languageId === 'Log' || languageId === 'log' || languageId === 'code-text-binary') {
     return undefined;
   }
   return LANGUAGE_ALIASES[languageId] ?? [languageId];

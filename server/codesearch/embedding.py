@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import logging
 import os
 import threading
@@ -40,7 +41,9 @@ def _cuda_unavailable_reason() -> str | None:
     if CUDA not in ort.get_available_providers():
         return "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
     preload = getattr(ort, "preload_dlls", None)
-    if preload is not None:
+    # CUDA libraries installed from PyPI (nvidia-* packages) must be preloaded; without them the
+    # call only prints failures, so skip it.
+    if preload is not None and importlib.util.find_spec("nvidia") is not None:
         try:
             preload()
         except Exception as exc:

@@ -157,7 +157,7 @@ class Engine:
             self._say("the model changed: code will be re-embedded with the new model "
                       "(vectors of the old one are kept in the cache)")
         try:
-            index = VectorIndex.load(path, encoder.model_key, encoder.dimension)
+            index = VectorIndex.load(path, self._index_key(encoder), encoder.dimension)
         except ValueError as exc:
             if path.exists() and previous == encoder.model_key:
                 self._say(f"the vector index was unusable ({exc}); rebuilding it from stored vectors")
@@ -168,6 +168,9 @@ class Engine:
         if self.is_writer:
             self.store.set_meta("model_key", encoder.model_key)
         return index
+
+    def _index_key(self, encoder: Encoder) -> str:
+        return f"{self.store.instance}:{encoder.model_key}"
 
     def set_encoder(self, encoder: Encoder) -> None:
         """Switch models at run time (a settings change); the next embed pass fills the gap."""
@@ -272,7 +275,7 @@ class Engine:
 
     def save(self) -> None:
         if self._index is not None and self._encoder is not None and self.is_writer:
-            self._index.save(self.dir / "vectors.hnsw", self._encoder.model_key)
+            self._index.save(self.dir / "vectors.hnsw", self._index_key(self._encoder))
             self._last_save = time.monotonic()
 
     # reading ---------------------------------------------------------------------------------

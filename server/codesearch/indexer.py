@@ -164,7 +164,10 @@ class Indexer:
         chunked = chunk_file(source.path, text, language)
         if chunked.parse_failed:
             report.parse_failed.append(source.path)
-        removed = self.store.replace_file(source.path, source.size, source.mtime_ns, digest, language,
+        # An editor buffer's text is not what is on disk: record an impossible mtime so the file is
+        # read again once the buffer is closed or saved.
+        mtime_ns = -1 if overlay is not None else source.mtime_ns
+        removed = self.store.replace_file(source.path, source.size, mtime_ns, digest, language,
                                           chunked.parse_failed, chunked.chunks)
         report.removed_chunk_ids.extend(removed)
         if row is None:

@@ -201,9 +201,16 @@ _GENERATED_GLOBS = (
 _GENERATED_NAME = re.compile("|".join(translate(glob) for glob in _GENERATED_GLOBS))
 
 
+def _name_and_suffix(path: str | PurePath) -> tuple[str, str]:
+    text = str(path)
+    name = text[max(text.rfind("/"), text.rfind("\\")) + 1:]
+    dot = name.rfind(".")
+    return name, name[dot:].lower() if dot > 0 else ""
+
+
 def language_for_path(path: str | PurePath) -> str | None:
     """The language implied by a file's name alone; ``None`` when the name says nothing."""
-    name = PurePath(path).name
+    name, suffix = _name_and_suffix(path)
     if name in ("BUILD", "WORKSPACE"):
         return "starlark"
     lower = name.lower()
@@ -213,7 +220,6 @@ def language_for_path(path: str | PurePath) -> str | None:
         return "dockerfile"
     if lower.startswith("makefile."):
         return "make"
-    suffix = PurePath(lower).suffix
     if suffix == ".h":
         return "c"
     return EXTENSION_LANGUAGES.get(suffix)
@@ -251,14 +257,14 @@ def detect_language(path: str | PurePath, head: bytes | str | None = None) -> st
     raw = head.encode("utf-8", "replace") if isinstance(head, str) else head
     if language is None:
         return language_from_shebang(raw)
-    if language == "c" and PurePath(path).suffix.lower() == ".h" and _CPP_HEADER_HINT.search(raw):
+    if language == "c" and _name_and_suffix(path)[1] == ".h" and _CPP_HEADER_HINT.search(raw):
         return "cpp"
     return language
 
 
 def is_generated_name(path: str | PurePath) -> bool:
     """True for lock files, minified bundles, source maps and code generators' usual outputs."""
-    name = PurePath(path).name.lower()
+    name = _name_and_suffix(path)[0].lower()
     return name in _LOCK_FILES or _GENERATED_NAME.match(name) is not None
 
 

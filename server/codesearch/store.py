@@ -11,6 +11,7 @@ import hashlib
 import logging
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,7 @@ class Store:
                 raise StoreCorrupt(f"schema version {version}, expected {SCHEMA_VERSION}")
             db.executescript(SCHEMA)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (uuid.uuid4().hex,))
             db.execute("SELECT count(*) FROM chunks_fts").fetchone()
         except sqlite3.DatabaseError as exc:
             db.close()
@@ -149,6 +151,11 @@ class Store:
             message = f"the index at {path} was unreadable ({exc}); it was moved aside and is being rebuilt"
             log.warning(message)
             return cls(path), message
+
+    @property
+    def instance(self) -> str:
+        """Random id of this database; files derived from it (the HNSW graph) record it."""
+        return self.get_meta("instance") or ""
 
     def close(self) -> None:
         self.db.close()

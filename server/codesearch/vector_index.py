@@ -7,6 +7,7 @@ and on load it is checked against the store and repaired or rebuilt rather than 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -23,12 +24,13 @@ log = logging.getLogger(__name__)
 
 class VectorIndex:
     def __init__(self, dimension: int, capacity: int = 1024, *, ef_construction: int = 200, m: int = 16,
-                 ef_search: int = 128) -> None:
+                 ef_search: int = 128, _empty: bool = False) -> None:
         self.dimension = dimension
         self.ef_search = ef_search
         self._index = hnswlib.Index(space="ip", dim=dimension)
-        self._index.init_index(max_elements=max(capacity, 16), ef_construction=ef_construction, M=m,
-                               allow_replace_deleted=True)
+        if not _empty:
+            self._index.init_index(max_elements=max(capacity, 16), ef_construction=ef_construction, M=m,
+                                   allow_replace_deleted=True)
         self._index.set_ef(ef_search)
         self._labels: set[int] = set()
         self._lock = threading.RLock()
@@ -72,8 +74,16 @@ class VectorIndex:
             if n == 0:
                 return []
             k = min(k, n)
-            self._index.set_ef(max(self.ef_search, k))
-            labels, distances = self._index.knn_query(vector.reshape(1, -1), k=k)
+            while True:
+                self._index.set_ef(max(self.ef_search, 2 * k))
+                try:
+                    labels, distances = self._index.knn_query(vector.reshape(1, -1), k=k)
+                    break
+                except RuntimeError:
+                    # Fewer than k reachable live elements (after many deletions): ask for fewer.
+                    if k <= 1:
+                        return []
+                    k //= 2
         return [(int(label), 1.0 - float(d)) for label, d in zip(labels[0], distances[0], strict=True)]
 
     def save(self, path: Path, model_key: str) -> None:
@@ -83,7 +93,8 @@ class VectorIndex:
         with self._lock:
             self._index.save_index(str(tmp))
             sidecar = {"model_key": model_key, "dimension": self.dimension, "count": len(self._labels),
-                       "capacity": self._index.get_max_elements()}
+                       "capacity": self._index.get_max_elements(), "bytes": tmp.stat().st_size,
+                       "blake2b": _file_digest(tmp)}
         meta_tmp = path.with_name(path.name + ".json.tmp")
         meta_tmp.write_text(json.dumps(sidecar))
         os.replace(tmp, path)
@@ -96,10 +107,17 @@ class VectorIndex:
         meta_path = path.with_name(path.name + ".json")
         if not path.is_file() or not meta_path.is_file():
             raise ValueError("no saved vector index")
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"the vector index sidecar is unreadable: {exc}") from exc
         if meta.get("model_key") != model_key or meta.get("dimension") != dimension:
             raise ValueError("the saved vector index belongs to another model")
-        index = cls(dimension, capacity=16)
+        # hnswlib does not validate what it reads (a damaged file can crash the process), so the
+        # file must match the size and digest recorded when it was written.
+        if path.stat().st_size != meta.get("bytes") or _file_digest(path) != meta.get("blake2b"):
+            raise ValueError("the saved vector index does not match its checksum")
+        index = cls(dimension, _empty=True)
         try:
             index._index.load_index(str(path), max_elements=int(meta.get("capacity", 0)),
                                     allow_replace_deleted=True)
@@ -111,3 +129,8 @@ class VectorIndex:
         if len(index._labels) < int(meta.get("count", 0)):
             raise ValueError("the saved vector index is incomplete")
         return index
+
+
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, lambda: hashlib.blake2b(digest_size=16)).hexdigest()

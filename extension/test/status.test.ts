@@ -1,0 +1,157 @@
+import { describe, expect, it } from 'vitest';
+import {
+  classifyConfigChange,
+  DEFAULT_MAX_FILE_SIZE,
+  didChangeConfigurationParams,
+  readServerSettings,
+} from '../src/config';
+import { giveUpMessage, RestartPolicy } from '../src/restartPolicy';
+import { compactNumber, providerLabel, render, StatusTracker } from '../src/status';
+
+describe('StatusTracker + render', () => {
+  it('starts as "starting"', () => {
+    const t = new StatusTracker();
+    expect(render(t.current).text).toContain('$(loading~spin)');
+  });
+
+  it('shows indexing with percentage from $/progress', () => {
+    const t = new StatusTracker();
+    t.running();
+    t.progress('tok', { kind: 'begin', title: 'Indexing', percentage: 0 });
+    const s = t.progress('tok', { kind: 'report', message: '120/3000 files, 2400 chunks', percentage: 4 });
+    const v = render(s);
+    expect(v.text).toBe('$(sync~spin) Code Search: indexing 4%');
+    expect(v.tooltip).toContain('120/3000 files, 2400 chunks');
+    expect(v.command).toBe('codesearch.showLog');
+  });
+
+  it('goes to ready when the progress ends, and shows counts and provider from codesearch/status', () => {
+    const t = new StatusTracker();
+    t.progress(1, { kind: 'begin', title: 'Indexing' });
+    t.status({ state: 'indexing', percentage: 50, provider: 'CUDAExecutionProvider', model: 'minilm' });
+    expect(render(t.current).text).toContain('50%');
+    t.progress(1, { kind: 'end' });
+    expect(t.current.phase).toBe('ready');
+    const s = t.status({ state: 'ready', files: 3000, chunks: 24000 });
+    const v = render(s);
+    expect(v.text).toBe('$(search) Code Search: 3k files · 24k chunks · CUDA');
+    expect(v.tooltip).toContain('Model: minilm');
+    expect(v.tooltip).toContain('Execution provider: CUDAExecutionProvider');
+    expect(v.command).toBe('codesearch.search');
+    expect(v.severity).toBe('none');
+  });
+
+  it('shows errors with a click-through to the log', () => {
+    const t = new StatusTracker();
+    const v = render(t.status({ state: 'error', message: 'model not found' }));
+    expect(v.text).toContain('$(error)');
+    expect(v.tooltip).toContain('model not found');
+    expect(v.command).toBe('codesearch.showLog');
+    expect(v.severity).toBe('error');
+  });
+
+  it('keeps counts across restarts and reports restart attempts', () => {
+    const t = new StatusTracker();
+    t.status({ state: 'ready', files: 10, chunks: 20, provider: 'CPUExecutionProvider' });
+    const r = t.restarting(1, 3);
+    expect(render(r).tooltip).toContain('(1/3)');
+    expect(r.files).toBe(10);
+    t.running();
+    expect(render(t.current).text).toBe('$(search) Code Search: 10 files · 20 chunks · CPU');
+  });
+
+  it('not-found and failed states', () => {
+    const t = new StatusTracker();
+    expect(render(t.notFound('install it')).text).toContain('server not found');
+    expect(render(t.failed('crashed 4 times')).severity).toBe('error');
+  });
+
+  it('clamps percentages', () => {
+    const t = new StatusTracker();
+    expect(t.progress(1, { kind: 'report', percentage: 140 }).percentage).toBe(100);
+  });
+
+  it('only returns to ready after all progress tokens end', () => {
+    const t = new StatusTracker();
+    t.progress('a', { kind: 'begin' });
+    t.progress('b', { kind: 'begin' });
+    t.progress('a', { kind: 'end' });
+    expect(t.current.phase).toBe('indexing');
+    t.progress('b', { kind: 'end' });
+    expect(t.current.phase).toBe('ready');
+  });
+
+  it('formats helpers', () => {
+    expect(providerLabel('CUDAExecutionProvider')).toBe('CUDA');
+    expect(providerLabel('CPUExecutionProvider')).toBe('CPU');
+    expect(providerLabel(undefined)).toBeUndefined();
+    expect(compactNumber(999)).toBe('999');
+    expect(compactNumber(1500)).toBe('1.5k');
+    expect(compactNumber(2_400_000)).toBe('2.4M');
+  });
+});
+
+describe('config', () => {
+  const reader = (values: Record<string, unknown>) => ({ get: <T>(k: string) => values[k] as T | undefined });
+
+  it('reads the server settings with defaults and sanitising', () => {
+    expect(readServerSettings(reader({}))).toEqual({
+      model: null,
+      device: 'auto',
+      exclude: [],
+      maxFileSize: DEFAULT_MAX_FILE_SIZE,
+    });
+    expect(
+      readServerSettings(reader({ model: ' m1 ', device: 'cuda', exclude: ['**/gen/**', 3, ''], maxFileSize: 2048.7 })),
+    ).toEqual({ model: 'm1', device: 'cuda', exclude: ['**/gen/**'], maxFileSize: 2048 });
+    expect(readServerSettings(reader({ device: 'tpu', maxFileSize: -1, model: '' }))).toMatchObject({
+      device: 'auto',
+      maxFileSize: DEFAULT_MAX_FILE_SIZE,
+      model: null,
+    });
+  });
+
+  it('wraps settings for didChangeConfiguration', () => {
+    const s = readServerSettings(reader({ device: 'cpu' }));
+    expect(didChangeConfigurationParams(s)).toEqual({ settings: { codesearch: s } });
+  });
+
+  it('classifies changes: launch settings restart, others are sent live', () => {
+    const affects = (keys: string[]) => (s: string) => keys.some((k) => k === s || k.startsWith(`${s}.`));
+    expect(classifyConfigChange(affects(['codesearch.serverPath']))).toBe('restart');
+    expect(classifyConfigChange(affects(['codesearch.interpreter']))).toBe('restart');
+    expect(classifyConfigChange(affects(['codesearch.model']))).toBe('notify');
+    expect(classifyConfigChange(affects(['codesearch.exclude']))).toBe('notify');
+    expect(classifyConfigChange(affects(['codesearch.trace.server']))).toBe('none');
+    expect(classifyConfigChange(affects(['editor.fontSize']))).toBe('none');
+  });
+});
+
+describe('RestartPolicy', () => {
+  it('restarts a bounded number of times within the window, then gives up', () => {
+    let now = 0;
+    const p = new RestartPolicy(3, 180_000, () => now);
+    expect(p.onCrash()).toEqual({ action: 'restart', attempt: 1, max: 3 });
+    now += 1000;
+    expect(p.onCrash()).toMatchObject({ action: 'restart', attempt: 2 });
+    now += 1000;
+    expect(p.onCrash()).toMatchObject({ action: 'restart', attempt: 3 });
+    now += 1000;
+    expect(p.onCrash()).toEqual({ action: 'giveUp', crashes: 4, windowMs: 180_000 });
+  });
+
+  it('forgets crashes older than the window, and on reset', () => {
+    let now = 0;
+    const p = new RestartPolicy(1, 1000, () => now);
+    expect(p.onCrash().action).toBe('restart');
+    now += 5000;
+    expect(p.onCrash().action).toBe('restart');
+    expect(p.onCrash().action).toBe('giveUp');
+    p.reset();
+    expect(p.onCrash().action).toBe('restart');
+  });
+
+  it('says so when giving up', () => {
+    expect(giveUpMessage(4, 180_000)).toContain('crashed 4 times in the last 3 minutes');
+  });
+});

@@ -1,0 +1,150 @@
+"""The training loop on a tiny random BERT: loss goes down, checkpoints, dev selection, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from codesearch_trainer.cli import main
+from codesearch_trainer.model import TRAINER_CONFIG, load_encoder
+from codesearch_trainer.testing import tiny_bert
+from codesearch_trainer.train import STATE_FILE, TrainConfig, train
+
+VERBS = ["read", "write", "parse", "load", "save", "sort", "merge", "split", "find", "delete", "update", "check"]
+NOUNS = ["file", "json", "config", "user", "cache", "list", "date", "url"]
+
+
+def make_pairs(path: Path, n: int = 48) -> Path:
+    rows = []
+    for i in range(n):
+        verb, noun = VERBS[i % len(VERBS)], NOUNS[(i // len(VERBS)) % len(NOUNS)]
+        rows.append({"query": f"{verb} the {noun}",
+                     "code": f"def {verb}_{noun}(x):\n    return {noun}.{verb}(x)\n", "language": "python"})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def make_dev(folder: Path, n: int = 12) -> Path:
+    folder.mkdir(parents=True)
+    corpus, queries, qrels = [], [], ["query-id\tcorpus-id\tscore"]
+    for i in range(n):
+        verb, noun = VERBS[(i + 3) % len(VERBS)], NOUNS[(i + 5) % len(NOUNS)]
+        corpus.append({"_id": f"c{i}", "title": "", "text": f"def {verb}_{noun}(y):\n    return {noun}.{verb}(y)\n"})
+        queries.append({"_id": f"q{i}", "text": f"{verb} a {noun}"})
+        qrels.append(f"q{i}\tc{i}\t1")
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus))
+    (folder / "queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in queries))
+    (folder / "qrels.tsv").write_text("\n".join(qrels) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_bert(tmp_path_factory.mktemp("tiny") / "bert")
+
+
+@pytest.fixture(scope="module")
+def pairs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_pairs(tmp_path_factory.mktemp("data") / "pairs.jsonl")
+
+
+def _records(out: Path, kind: str) -> list[dict]:
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["type"] == kind]
+
+
+def test_tiny_bert_trains_and_loss_goes_down(tiny: Path, pairs_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cfg = TrainConfig(output=str(out), data=[str(pairs_file)], model=str(tiny), epochs=12, batch_size=8,
+                      lr=2e-3, warmup_ratio=0.0, max_length=32, query_max_length=16, log_every=1,
+                      progress=False, seed=1)
+    result = train(cfg)
+    losses = [r["loss"] for r in _records(out, "train")]
+    assert result.steps == 12 * 6 == len(losses)
+    first, last = sum(losses[:6]) / 6, sum(losses[-6:]) / 6
+    assert last < 0.7 * first, (first, last)
+    for n in range(1, 13):
+        assert (out / f"epoch-{n}" / STATE_FILE).is_file()
+    assert (out / "best" / "model.safetensors").is_file() and not (out / "best" / STATE_FILE).exists()
+    assert result.best_epoch == 12  # no dev data: the last checkpoint
+    saved = json.loads((out / "best" / TRAINER_CONFIG).read_text())
+    assert saved["pooling"] == "mean" and saved["normalize"] is True
+    assert saved["training"]["loss"] == "infonce" and saved["training"]["step"] == 72
+    enc = load_encoder(out / "best")
+    assert enc.encode(["read the file"]).shape == (1, 32)
+
+
+def test_soft_infonce_with_dev_selection(tiny: Path, pairs_file: Path, tmp_path: Path) -> None:
+    dev = make_dev(tmp_path / "dev")
+    out = tmp_path / "soft"
+    cfg = TrainConfig(output=str(out), data=[str(pairs_file)], dev=[str(dev)], model=str(tiny),
+                      loss="soft-infonce", weights="bm25", epochs=3, batch_size=8, lr=2e-3,
+                      max_length=32, query_max_length=16, progress=False)
+    result = train(cfg)
+    evals = _records(out, "eval")
+    assert len(evals) == 3
+    mrrs = [e["dev_mrr"] for e in evals]
+    assert result.best_dev_mrr == max(mrrs)
+    assert result.best_epoch == mrrs.index(max(mrrs)) + 1
+    config = _records(out, "config")[0]
+    assert (config["alpha"], config["beta"], config["t"]) == (1.5, 0.5, 1.0)
+    best = json.loads((out / "best" / TRAINER_CONFIG).read_text())["training"]
+    assert best["epoch"] == result.best_epoch and best["weights"] == "bm25"
+
+
+def test_resume_continues_where_it_stopped(tiny: Path, pairs_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "resume"
+    base = dict(output=str(out), data=[str(pairs_file)], model=str(tiny), batch_size=8, max_length=32,
+                query_max_length=16, log_every=1, progress=False)
+    first = train(TrainConfig(**base, epochs=2, max_steps=4))  # type: ignore[arg-type]
+    assert first.steps == 4
+    state_epoch = out / "epoch-1"
+    assert (state_epoch / STATE_FILE).is_file()
+    second = train(TrainConfig(**base, epochs=2, resume=str(out)))  # type: ignore[arg-type]
+    assert second.steps == 12
+    steps = [r["step"] for r in _records(out, "train")]
+    assert steps == list(range(1, 13))
+    assert (out / "epoch-2" / STATE_FILE).is_file()
+
+
+def test_small_batch_for_bm25_weights_is_refused(tiny: Path, pairs_file: Path, tmp_path: Path) -> None:
+    cfg = TrainConfig(output=str(tmp_path / "x"), data=[str(pairs_file)], model=str(tiny), loss="soft-infonce",
+                      weights="bm25", batch_size=4, progress=False)
+    with pytest.raises(ValueError, match="too small"):
+        train(cfg)
+
+
+def test_cli_train_simcse_then_soft_infonce_with_each_neural_estimator(
+    tiny: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    common = ["--data", str(pairs_file), "--model", str(tiny), "--max-steps", "3", "--no-progress"]
+    res = runner.invoke(main, ["simcse", *common, "--output", str(tmp_path / "simcse"), "--batch-size", "8"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "simcse" / "best" / "model.safetensors").is_file()
+    res = runner.invoke(main, ["train", *common, "--output", str(tmp_path / "info"), "--batch-size", "8",
+                               "--max-length", "32"])
+    assert res.exit_code == 0, res.output
+    for weights, estimator in (("simcse", tmp_path / "simcse" / "best"), ("trained", tmp_path / "info" / "best")):
+        out = tmp_path / f"soft-{weights}"
+        res = runner.invoke(main, ["train", *common, "--output", str(out), "--batch-size", "8",
+                                   "--loss", "soft-infonce", "--weights", weights,
+                                   "--estimator-model", str(estimator), "--t", "0.5"])
+        assert res.exit_code == 0, res.output
+        config = _records(out, "config")[0]
+        assert (config["weights"], config["alpha"], config["beta"], config["t"]) == (weights, 1.3, 0.7, 0.5)
+    res = runner.invoke(main, ["train", *common, "--output", str(tmp_path / "bad"), "--loss", "soft-infonce",
+                               "--weights", "trained"])
+    assert res.exit_code != 0 and "estimator-model" in res.output
+
+
+def test_from_workspace_training(tiny: Path, tmp_path: Path) -> None:
+    from test_trainer_data import make_fixture_repo
+
+    repo = make_fixture_repo(tmp_path / "repo")
+    res = CliRunner().invoke(main, ["train", "--from-workspace", str(repo), "--model", str(tiny), "--output",
+                                    str(tmp_path / "ws"), "--batch-size", "2", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert _records(tmp_path / "ws", "config")[0]["pairs"] >= 2
