@@ -217,6 +217,7 @@ def prepare(ds: Dataset, args: argparse.Namespace, encoder: Any) -> Prepared:
     src = base / "src"
     clock = Stopwatch()
     by_file = write_workspace(ds, src)
+    rechunk = invalidate_if_chunker_changed(base / "index")
     engine = Engine(src, EngineConfig(device=args.device), encoder=encoder, index_dir=base / "index",
                     on_message=lambda m: log(f"  engine: {m}"))
     last = [0.0]
@@ -240,13 +241,50 @@ def prepare(ds: Dataset, args: argparse.Namespace, encoder: Any) -> Prepared:
         "parse_failures": len(status.parse_failures), "sync_s": round(sync_s, 2),
         "embedded_now": embed.embedded, "embed_s": round(embed.elapsed_s, 2),
         "embed_rate": round(embed.embedded / embed.elapsed_s, 1) if embed.embedded and embed.elapsed_s else None,
-        "prepare_s": round(clock.elapsed, 2),
+        "prepare_s": round(clock.elapsed, 2), "rechunked_for_new_chunker": rechunk,
     }
     log(f"  {ds.name}: {status.files} files, {status.chunks} chunks, {len(skipped)} skipped, "
         f"{info['parse_failures']} parse failures; embedded {embed.embedded} now"
         + (f" at {info['embed_rate']} chunks/s" if info["embed_rate"] else " (all cached)")
         + f"; ready in {clock.elapsed:.1f}s")
     return Prepared(ds, engine, by_file, info)
+
+
+def chunker_fingerprint() -> str:
+    """Hash of the chunker's and the language table's source: the index does not record it."""
+    import hashlib
+
+    import codesearch.chunking
+    import codesearch.languages
+
+    digest = hashlib.sha256()
+    for module in (codesearch.chunking, codesearch.languages):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def invalidate_if_chunker_changed(index_dir: Path) -> bool:
+    """Workaround: the engine re-chunks a file only when its bytes change, so an index built with an
+    older chunker keeps its old chunks. When the chunker's source changed since this index was built,
+    clear the stored file hashes (the vector cache stays) so the next sync re-chunks every file."""
+    import sqlite3
+
+    marker = index_dir / "bench-chunker.sha"
+    current = chunker_fingerprint()
+    db = index_dir / "index.db"
+    previous = marker.read_text().strip() if marker.exists() else None
+    changed = db.exists() and previous != current
+    if changed:
+        con = sqlite3.connect(str(db))
+        try:
+            con.execute("UPDATE files SET hash='', size=-1")
+            con.commit()
+        finally:
+            con.close()
+        log("  chunker changed since this index was built: every file will be re-chunked")
+    index_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(current + "\n")
+    return changed
 
 
 def ranked_files(engine: Any, by_file: dict[str, str], query: str, mode: str) -> list[str]:

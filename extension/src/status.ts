@@ -51,6 +51,8 @@ export interface StatusView {
   /** A command id run on click. */
   command: string;
   severity: Severity;
+  /** Screen-reader label; starts with "Code Search <phase>" (the E2E test reads it too). */
+  accessibilityLabel: string;
 }
 
 export const COMMAND_SEARCH = 'codesearch.search';
@@ -190,7 +192,7 @@ function detailLines(s: StatusState): string[] {
   return lines;
 }
 
-export function render(s: StatusState): StatusView {
+function renderView(s: StatusState): Omit<StatusView, 'accessibilityLabel'> {
   const provider = providerLabel(s.provider);
   const details = detailLines(s);
   switch (s.phase) {
@@ -251,4 +253,10 @@ export function render(s: StatusState): StatusView {
         severity: 'warning',
       };
   }
+}
+
+export function render(s: StatusState): StatusView {
+  const view = renderView(s);
+  const plain = view.text.replace(/\$\([^)]*\)\s*/g, '').replace(/^Code Search:?\s*/, '');
+  return { ...view, accessibilityLabel: `Code Search ${s.phase}${plain ? `: ${plain}` : ''}` };
 }

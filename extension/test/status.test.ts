@@ -39,6 +39,7 @@ describe('StatusTracker + render', () => {
     expect(v.tooltip).toContain('Execution provider: CUDAExecutionProvider');
     expect(v.command).toBe('codesearch.search');
     expect(v.severity).toBe('none');
+    expect(v.accessibilityLabel).toBe('Code Search ready: 3k files · 24k chunks · CUDA');
   });
 
   it('shows errors with a click-through to the log', () => {

@@ -773,11 +773,14 @@ def _tree_chunks(path: str, language: str, lines: _Lines, text: str, options: Ch
 def chunk_file(path: str, text: str, language: str, options: ChunkOptions | None = None) -> ChunkedFile:
     """Cut one file's text into chunks; never raises (a failure falls back to line windows)."""
     options = options or ChunkOptions()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates, e.g. from a "surrogateescape" decode
+        text = text.encode("utf-8", "replace").decode("utf-8")
     lines = _Lines(text)
     if all(lines.blank):
         return ChunkedFile(())
-    grammar = get_language(language) if language in _SPECS else None
-    if grammar is None:
+    if language not in _SPECS or get_language(language) is None or _is_minified(text, lines):
         return ChunkedFile(_window_chunks(path, language, lines, options))
     try:
         result = _tree_chunks(path, language, lines, text, options)
@@ -786,3 +789,8 @@ def chunk_file(path: str, text: str, language: str, options: ChunkOptions | None
     if result is None:
         return ChunkedFile(_window_chunks(path, language, lines, options), True, "too many syntax errors")
     return result
+
+
+def _is_minified(text: str, lines: _Lines) -> bool:
+    """Minified code has no definitions worth finding and costs seconds to parse."""
+    return len(text) > 50_000 and len(text) > 1000 * len(lines)

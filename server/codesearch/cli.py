@@ -27,7 +27,7 @@ EXIT_USAGE = 2
 EXIT_NO_FILES = 3
 EXIT_MODEL = 4
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:

@@ -329,12 +329,12 @@ def classify(
     """Decide whether one (not ignored) regular file is indexed, reading at most what that takes."""
     if st.st_size > options.max_file_size:
         return Skipped(rel, "too-large", f"{st.st_size} bytes")
+    if options.skip_generated and is_generated_name(rel):
+        return Skipped(rel, "generated")
     language = language_for_path(rel)
     extensionless = "." not in rel.rpartition("/")[2].lstrip(".")
     if language is None and not extensionless:
         return Skipped(rel, "unsupported")
-    if options.skip_generated and is_generated_name(rel):
-        return Skipped(rel, "generated")
     whole = language in _MINIFIABLE and options.skip_generated
     try:
         with open(abs_path, "rb") as handle:

@@ -1,0 +1,95 @@
+"""The settings object shared with the editor extensions.
+
+``{"model": str|null, "device": "auto"|"cpu"|"cuda", "exclude": [globs], "maxFileSize": int}``,
+given as ``initializationOptions`` directly and in ``workspace/didChangeConfiguration`` under
+``settings.codesearch`` (a flat object is accepted too).  Missing keys keep their previous value;
+a bad value is reported and ignored, never fatal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..engine import EngineConfig
+from ..files import DEFAULT_MAX_FILE_SIZE
+
+SECTION = "codesearch"
+DEVICES = ("auto", "cpu", "cuda")
+KEYS = ("model", "device", "exclude", "maxFileSize")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str | None = None
+    device: str = "auto"
+    exclude: tuple[str, ...] = ()
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(model=self.model, device=self.device, exclude=self.exclude,
+                            max_file_size=self.max_file_size)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "device": self.device, "exclude": list(self.exclude),
+                "maxFileSize": self.max_file_size}
+
+
+def section_of(raw: Any) -> Mapping[str, Any] | None:
+    """The codesearch settings inside ``raw``: ``raw["codesearch"]`` if present, else ``raw`` itself."""
+    if not isinstance(raw, Mapping):
+        return None
+    if SECTION in raw:
+        inner = raw[SECTION]
+        if isinstance(inner, Mapping):
+            return inner
+        return {} if inner is None else None
+    return raw if any(key in raw for key in KEYS) else {}
+
+
+def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Apply the keys present in ``raw`` to ``base``; returns the result and warnings for bad values."""
+    settings = base or Settings()
+    warnings: list[str] = []
+    if raw is None:
+        return settings, warnings
+    section = section_of(raw)
+    if section is None:
+        return settings, [f"ignoring settings that are not an object: {raw!r}"]
+    changes: dict[str, Any] = {}
+    if "model" in section:
+        model = section["model"]
+        if model is None or (isinstance(model, str) and model.strip() in ("", "default")):
+            changes["model"] = None
+        elif isinstance(model, str):
+            changes["model"] = model.strip()
+        else:
+            warnings.append(f"model must be a string or null, not {model!r}")
+    if "device" in section:
+        device = section["device"]
+        if device is None:
+            changes["device"] = "auto"
+        elif isinstance(device, str) and device.lower() in DEVICES:
+            changes["device"] = device.lower()
+        else:
+            warnings.append(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if "exclude" in section:
+        exclude = section["exclude"]
+        if exclude is None:
+            changes["exclude"] = ()
+        elif isinstance(exclude, str):
+            changes["exclude"] = (exclude,)
+        elif isinstance(exclude, (list, tuple)) and all(isinstance(g, str) for g in exclude):
+            changes["exclude"] = tuple(g for g in exclude if g.strip())
+        else:
+            warnings.append(f"exclude must be a list of glob strings, not {exclude!r}")
+    if "maxFileSize" in section:
+        size = section["maxFileSize"]
+        if size is None:
+            changes["max_file_size"] = DEFAULT_MAX_FILE_SIZE
+        elif isinstance(size, (int, float)) and not isinstance(size, bool) and size > 0 and int(size) == size:
+            changes["max_file_size"] = int(size)
+        else:
+            warnings.append(f"maxFileSize must be a positive number of bytes, not {size!r}")
+    return replace(settings, **changes), warnings
