@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import collections
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from codesearch.files import (
 )
 
 
-def make(root: Path, spec: dict[str, str | bytes]) -> None:
+def make(root: Path, spec: Mapping[str, str | bytes]) -> None:
     for rel, content in spec.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,8 +272,8 @@ def test_ignore_files_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     reads: collections.Counter[str] = collections.Counter()
     real = files_mod._read_spec
 
-    def counting(path: Path) -> Any:
-        reads[path.relative_to(tmp_path).as_posix()] += 1
+    def counting(path: str) -> Any:
+        reads[Path(path).relative_to(tmp_path).as_posix()] += 1
         return real(path)
 
     monkeypatch.setattr(files_mod, "_read_spec", counting)

@@ -65,7 +65,7 @@ def _worker(rank: int, port: int, out: str) -> None:
 
 
 def test_gathered_loss_and_gradients_equal_the_global_batch(tmp_path: Path) -> None:
-    mp.start_processes(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True, start_method="fork")
+    mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
     model, xq, xc, sim = _problem()
     full = _loss(model, xq, xc, sim, slice(0, 2 * N_PER_RANK))  # one process, global batch

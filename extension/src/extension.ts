@@ -20,10 +20,11 @@ export interface CodeSearchApi {
 
 export function activate(context: vscode.ExtensionContext): CodeSearchApi {
   const output = vscode.window.createOutputChannel('Code Search', { log: true });
+  const traceOutput = vscode.window.createOutputChannel('Code Search Trace', { log: true });
   const statusBar = new StatusBar();
-  const server = new ServerController(output);
+  const server = new ServerController(output, traceOutput);
   controller = server;
-  context.subscriptions.push(output, statusBar, server, server.onStatus((s) => statusBar.update(s)));
+  context.subscriptions.push(output, traceOutput, statusBar, server, server.onStatus((s) => statusBar.update(s)));
   statusBar.update(server.status);
 
   const backend = { search: server.search.bind(server) };

@@ -52,7 +52,11 @@ export class ServerController implements vscode.Disposable {
   readonly onStatus = this.onStatusEmitter.event;
   private serverCommand: ServerCommand | undefined;
 
-  constructor(readonly output: vscode.LogOutputChannel) {}
+  constructor(
+    readonly output: vscode.LogOutputChannel,
+    /** Protocol traces (`codesearch.trace.server`); shown when its log level is Trace. */
+    readonly traceOutput: vscode.LogOutputChannel,
+  ) {}
 
   get status(): StatusState {
     return this.tracker.current;
@@ -159,14 +163,13 @@ export class ServerController implements vscode.Disposable {
       options: { cwd: folder?.uri.scheme === 'file' ? folder.uri.fsPath : undefined, env: { ...process.env } },
     };
     const clientOptions: LanguageClientOptions = {
-      // Open files are synchronised so the server can index unsaved edits it cares about;
-      // workspace/symbol and codesearch/search work on the whole workspace regardless.
+      // Open files are synchronised so the server searches unsaved edits too; it registers its own
+      // file watcher (workspace/didChangeWatchedFiles) dynamically. workspace/symbol and
+      // codesearch/search cover the whole workspace regardless of this selector.
       documentSelector: [{ scheme: 'file' }],
-      synchronize: {
-        fileEvents: vscode.workspace.createFileSystemWatcher('**/*'),
-      },
       initializationOptions: readServerSettings(vscode.workspace.getConfiguration(SECTION)),
       outputChannel: this.output,
+      traceOutputChannel: this.traceOutput,
       revealOutputChannelOn: 4 /* RevealOutputChannelOn.Never */,
       errorHandler: {
         error: (_error, _message, count) =>

@@ -25,6 +25,7 @@ export interface WorkDoneProgressValue {
 
 export type Phase =
   | 'starting'
+  | 'running'
   | 'indexing'
   | 'ready'
   | 'error'
@@ -128,10 +129,10 @@ export class StatusTracker {
     return this.current;
   }
 
-  /** The client is running but no status has arrived yet. */
+  /** The client is running; the server has not said anything about its index yet. */
   running(): StatusState {
     if (this.state.phase === 'starting' || this.state.phase === 'restarting') {
-      this.state = { ...this.state, phase: 'ready', message: undefined };
+      this.state = { ...this.state, phase: 'running', message: undefined };
     }
     return this.current;
   }
@@ -219,6 +220,7 @@ function renderView(s: StatusState): Omit<StatusView, 'accessibilityLabel'> {
         severity: 'none',
       };
     }
+    case 'running':
     case 'ready': {
       const counts: string[] = [];
       if (s.files !== undefined) counts.push(`${compactNumber(s.files)} files`);
@@ -226,7 +228,7 @@ function renderView(s: StatusState): Omit<StatusView, 'accessibilityLabel'> {
       const tail = [...counts, ...(provider ? [provider] : [])].join(' · ');
       return {
         text: `$(search) Code Search${tail ? `: ${tail}` : ''}`,
-        tooltip: ['Code Search: ready', ...(s.message ? [s.message] : []), ...details, 'Click to search by meaning'].join('\n'),
+        tooltip: [s.phase === 'ready' ? 'Code Search: ready' : 'Code Search: the server is running', ...(s.message ? [s.message] : []), ...details, 'Click to search by meaning'].join('\n'),
         command: COMMAND_SEARCH,
         severity: 'none',
       };

@@ -58,6 +58,7 @@ describe('StatusTracker + render', () => {
     expect(render(r).tooltip).toContain('(1/3)');
     expect(r.files).toBe(10);
     t.running();
+    expect(t.current.phase).toBe('running');
     expect(render(t.current).text).toBe('$(search) Code Search: 10 files · 20 chunks · CPU');
   });
 

@@ -28,7 +28,7 @@ class ChunkOptions:
     max_lines: int = 80
     overlap_lines: int = 5  # between consecutive windows of one definition
     max_signature_lines: int = 3  # repeated at the top of each window of a split definition
-    max_error_fraction: float = 0.3  # of the file's bytes inside ERROR nodes before giving up on the tree
+    max_error_fraction: float = 0.3  # of non-blank bytes the parser could not place, before giving up on it
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,12 +215,6 @@ def _query(language: str) -> Query | None:
     if spec is None or grammar is None:
         return None
     return Query(grammar, spec.query)
-
-
-@functools.cache
-def _error_query(language: str) -> Query | None:
-    grammar = get_language(language)
-    return None if grammar is None else Query(grammar, "(ERROR) @error")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,7 +441,8 @@ def _attach_start(d: _Def, root: Node, lines: _Lines, attach: frozenset[str], fl
     start = d.head
     sibling = d.node.prev_named_sibling
     while sibling is not None and sibling.type in attach and _end_row(sibling) >= start - 1:
-        if sibling.start_point.row <= floor:
+        row, column = sibling.start_point
+        if row <= floor or column != lines.indent(row):  # not a trailing comment of other code
             break
         start = min(start, sibling.start_point.row)
         sibling = sibling.prev_named_sibling
@@ -618,14 +613,13 @@ def _windows(
         end, following = j, j
         if j < count:
             following = max(j - options.overlap_lines, i + 1)
-            for k in range(j - 1, i + (j - i) // 2, -1):
-                text = items[k][1]
-                if not text.strip():
-                    end, following = k, k + 1
-                    break
-                if is_heading is not None and is_heading(text):
-                    end, following = k, k
-                    break
+            candidates = range(j - 1, i + (j - i) // 2, -1)
+            heading = next((k for k in candidates if is_heading(items[k][1])), None) if is_heading else None
+            blank = next((k for k in candidates if not items[k][1].strip()), None)
+            if heading is not None:
+                end, following = heading, heading
+            elif blank is not None:
+                end, following = blank, blank + 1
             if always_overlap and end != j:
                 following = max(end - options.overlap_lines, i + 1)
         body = items[i:end]
@@ -739,29 +733,36 @@ def _gap_chunks(path: str, language: str, defs: list[_Def], lines: _Lines, optio
     return chunks
 
 
-def _error_fraction(language: str, root: Node, total: int) -> float:
-    query = _error_query(language)
-    if query is None or total == 0:
-        return 0.0
-    spans = sorted((n.start_byte, n.end_byte) for n in QueryCursor(query).captures(root).get("error", []))
-    covered = 0
-    reach = 0
-    for start, end in spans:
-        start = max(start, reach)
-        if end > start:
-            covered += end - start
-            reach = end
-    return covered / total
+def _error_fraction(root: Node, source: bytes) -> float:
+    """The share of the file's non-blank bytes that the parser could not fit into any construct.
+
+    Whole ERROR spans would overstate it: after a confusing preprocessor branch tree-sitter may
+    wrap an entire file in one ERROR node whose children are perfectly good definitions.  So only
+    tokens lying loose in an ERROR node (and single identifiers, numbers and the like) count.
+    """
+    bad = 0
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.is_error and node.child_count == 0:
+            bad += node.end_byte - node.start_byte
+            continue
+        for child in node.children:
+            if child.has_error:
+                stack.append(child)
+            elif node.is_error and (not child.is_named or (child.child_count == 0 and "comment" not in child.type)):
+                bad += child.end_byte - child.start_byte
+    solid = len(source) - sum(source.count(c) for c in (b" ", b"\t", b"\n", b"\r"))
+    return bad / solid if solid > 0 else 0.0
 
 
-def _tree_chunks(path: str, language: str, lines: _Lines, text: str, options: ChunkOptions) -> ChunkedFile | None:
+def _tree_chunks(path: str, language: str, lines: _Lines, source: bytes, options: ChunkOptions) -> ChunkedFile | None:
     """Chunks from the syntax tree, or ``None`` when the tree is too broken to use."""
     parser = get_parser(language)
-    if parser is None or language not in _SPECS:
+    if parser is None:
         return None
-    source = text.encode("utf-8", "replace")
     root = parser.parse(source).root_node
-    if root.has_error and _error_fraction(language, root, len(source)) > options.max_error_fraction:
+    if root.has_error and _error_fraction(root, source) > options.max_error_fraction:
         return None
     defs = _collect(language, root, lines)
     chunks = [c for d in defs if d.role != "namespace" for c in _definition_chunks(path, language, d, lines, options)]
@@ -774,16 +775,17 @@ def chunk_file(path: str, text: str, language: str, options: ChunkOptions | None
     """Cut one file's text into chunks; never raises (a failure falls back to line windows)."""
     options = options or ChunkOptions()
     try:
-        text.encode("utf-8")
+        source = text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates, e.g. from a "surrogateescape" decode
-        text = text.encode("utf-8", "replace").decode("utf-8")
+        source = text.encode("utf-8", "replace")
+        text = source.decode("utf-8")
     lines = _Lines(text)
     if all(lines.blank):
         return ChunkedFile(())
     if language not in _SPECS or get_language(language) is None or _is_minified(text, lines):
         return ChunkedFile(_window_chunks(path, language, lines, options))
     try:
-        result = _tree_chunks(path, language, lines, text, options)
+        result = _tree_chunks(path, language, lines, source, options)
     except Exception as error:
         return ChunkedFile(_window_chunks(path, language, lines, options), True, f"{type(error).__name__}: {error}")
     if result is None:

@@ -95,7 +95,7 @@ class OnnxEncoder:
     """The production Encoder: an exported model folder (manifest + ONNX + tokenizer.json)."""
 
     def __init__(self, folder: Path, manifest: ModelManifest, *, device: str = "auto",
-                 batch_size: int = 32, max_batch_tokens: int = 16384, threads: int | None = None) -> None:
+                 batch_size: int = 32, max_batch_tokens: int | None = None, threads: int | None = None) -> None:
         from tokenizers import Tokenizer
 
         if manifest.kind != "encoder":
@@ -104,12 +104,14 @@ class OnnxEncoder:
         self.folder = Path(folder)
         self.manifest = manifest
         self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
         self._tokenizer = Tokenizer.from_file(str(self.folder / manifest.tokenizer_file))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(manifest.max_length)
         self._session, self._choice = create_session(self.folder / manifest.onnx_file, device, threads)
         self._lock = threading.Lock()  # tokenizers' truncation state and ORT runs are shared
+        # On CPU, big padded batches buy no speed and ORT's arena keeps their buffers: 16k tokens
+        # per batch peaked at 1.1 GB RSS against 0.66 GB for 4k (bench notes in docs/benchmarks.md).
+        self.max_batch_tokens = max_batch_tokens or (4096 if self._choice.provider == CPU else 32768)
         log.info("encoder %s on %s (%s)", manifest.id, self._choice.provider, self._choice.reason)
 
     @classmethod

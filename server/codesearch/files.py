@@ -91,9 +91,10 @@ class WalkResult:
     skipped: list[Skipped] = field(default_factory=list)  # sorted by path; ignored files are not listed
 
 
-def _read_spec(path: Path) -> GitIgnoreSpec | None:
+def _read_spec(path: str) -> GitIgnoreSpec | None:
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            data = handle.read()
     except OSError:
         return None
     lines = data.decode("utf-8", "replace").splitlines()
@@ -107,7 +108,7 @@ class IgnoreRules:
     :meth:`is_ignored` and call :meth:`invalidate` when an ignore file changes.
     """
 
-    def __init__(self, root: Path, options: WalkOptions | None = None) -> None:
+    def __init__(self, root: Path | str, options: WalkOptions | None = None) -> None:
         self.root = Path(root)
         self.options = options or WalkOptions()
         self._exclude = GitIgnoreSpec.from_lines(self.options.exclude) if self.options.exclude else None
@@ -118,9 +119,9 @@ class IgnoreRules:
         self._load_root_files()
 
     def _load_root_files(self) -> None:
-        self._codesearchignore = _read_spec(self.root / ".codesearchignore")
+        self._codesearchignore = _read_spec(os.path.join(self.root, ".codesearchignore"))
         self._info_exclude = (
-            _read_spec(self.root / ".git" / "info" / "exclude") if self.options.use_gitignore else None
+            _read_spec(os.path.join(self.root, ".git", "info", "exclude")) if self.options.use_gitignore else None
         )
 
     def invalidate(self) -> None:
@@ -133,7 +134,7 @@ class IgnoreRules:
         try:
             return self._gitignores[rel_dir]
         except KeyError:
-            spec = _read_spec(self.root / rel_dir / ".gitignore")
+            spec = _read_spec(os.path.join(self.root, rel_dir, ".gitignore"))
             self._gitignores[rel_dir] = spec
             return spec
 
@@ -143,16 +144,14 @@ class IgnoreRules:
     def matches(self, rel_path: str, is_dir: bool) -> bool:
         """Whether the rules name this path itself, assuming none of its parent folders is ignored."""
         key = rel_path + "/" if is_dir else rel_path
-        if self._exclude is not None and self._exclude.check_file(key).include:
+        name = rel_path.rpartition("/")[2]
+        if name == ".git" or (self._exclude is not None and self._exclude.check_file(key).include):
             return True
         if self._codesearchignore is not None:
             verdict = self._codesearchignore.check_file(key).include
             if verdict is not None:
                 return verdict
-        name = rel_path.rpartition("/")[2]
         if is_dir and self._skipped_dir_name(name):
-            return True
-        if name == ".git":
             return True
         if not self.options.use_gitignore:
             return False

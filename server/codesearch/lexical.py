@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _IDENT = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
@@ -23,16 +24,18 @@ def split_identifier(identifier: str) -> list[str]:
     return parts
 
 
+@lru_cache(maxsize=1 << 18)
+def _terms_of(identifier: str) -> tuple[str, ...]:
+    parts = split_identifier(identifier)
+    whole = identifier.lower().strip("_$").replace("$", "")
+    return (*parts, whole) if len(parts) > 1 and whole else tuple(parts)
+
+
 def identifier_terms(text: str) -> list[str]:
     """Every identifier in ``text`` as its parts, plus the whole identifier when it has several."""
     terms: list[str] = []
-    for match in _IDENT.finditer(text):
-        ident = match.group(0)
-        parts = split_identifier(ident)
-        terms.extend(parts)
-        whole = ident.lower().strip("_$")
-        if len(parts) > 1 and whole:
-            terms.append(whole.replace("$", ""))
+    for ident in _IDENT.findall(text):
+        terms.extend(_terms_of(ident))
     return terms
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from watchdog.events import (
     DirDeletedEvent,
@@ -129,6 +130,25 @@ class Coalescer:
             self._thread.join(timeout=5)
 
 
+class PathFilter:
+    """Thread-safe "could a change here matter to the index?" over the engine's ignore rules."""
+
+    def __init__(self, root: Path | str, options: WalkOptions | None = None) -> None:
+        self.root = Path(root).resolve()
+        self._lock = threading.Lock()
+        self._rules = IgnoreRules(self.root, options or WalkOptions())
+
+    def wanted(self, rel: str, is_dir: bool = False) -> bool:
+        if not rel:
+            return False
+        if is_ignore_file(rel):
+            with self._lock:
+                self._rules.invalidate()  # the ignore files are read again on the next question
+            return True
+        with self._lock:
+            return not self._rules.is_ignored(rel, is_dir)
+
+
 class _Handler(FileSystemEventHandler):
     def __init__(self, watcher: FolderWatcher) -> None:
         self.watcher = watcher
@@ -147,7 +167,7 @@ class FolderWatcher:
     paths (created, modified, deleted, or either end of a move) that the ignore rules let through.
     """
 
-    EVENT_TYPES: list[type[FileSystemEvent]] = [
+    EVENT_TYPES: ClassVar[list[type[FileSystemEvent]]] = [
         FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent, DirDeletedEvent, DirMovedEvent,
     ]
 
@@ -157,8 +177,7 @@ class FolderWatcher:
         self.root = Path(root).resolve()
         self._root_str = str(self.root)
         self.options = options or WalkOptions()
-        self._rules_lock = threading.Lock()
-        self._rules = IgnoreRules(self.root, self.options)
+        self.filter = PathFilter(self.root, self.options)
         self._on_batch = on_batch
         self.coalescer = Coalescer(self._flush, quiet_s=quiet_s, max_delay_s=max_delay_s,
                                    full_threshold=full_threshold, name=f"codesearch-watch-{self.root.name}")
@@ -188,12 +207,7 @@ class FolderWatcher:
 
     def wanted(self, rel: str, is_dir: bool = False) -> bool:
         """Whether a change at this relative path can matter to the index."""
-        if not rel:
-            return False
-        if is_ignore_file(rel):
-            return True
-        with self._rules_lock:
-            return not self._rules.is_ignored(rel, is_dir)
+        return self.filter.wanted(rel, is_dir)
 
     def _on_event(self, event: FileSystemEvent) -> None:
         paths = [event.src_path]
@@ -209,9 +223,6 @@ class FolderWatcher:
                 full = True  # a folder went away or moved: its files were not listed one by one
             else:
                 wanted.append(rel)
-                if is_ignore_file(rel):
-                    with self._rules_lock:
-                        self._rules.invalidate()
         if wanted or full:
             self.coalescer.add(wanted, full=full)
 

@@ -205,6 +205,8 @@ class FolderIndexer:
                 files = max(files, progress.files_total)
             if progress.phase == "embed":
                 chunks = max(chunks, progress.chunks)
+                embedded = max(embedded, progress.chunks - progress.to_embed + progress.embedded)
+                pending = max(progress.to_embed - progress.embedded, 0)
         model, provider, reason = self._model
         return FolderSnapshot(
             root=str(self.root), name=self.name, state=self._state, message=self._message, writer=self._writer,
@@ -314,6 +316,8 @@ class FolderIndexer:
 
     def _progress(self, progress: Progress) -> None:
         self._last_progress = progress
+        if progress.phase == "chunk" and self._state == "indexing":
+            self._message = "chunking files"
         if not self._visible and progress.phase == "embed" and progress.to_embed >= VISIBLE_EMBED_THRESHOLD:
             self._visible = True
         if self._visible:
