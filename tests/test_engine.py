@@ -7,10 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
+from codesearch.engine import Engine, EngineError
 from conftest import FakeEncoder
 from fixture_repo import make_repo
-
-from codesearch.engine import Engine, EngineError
 
 
 def engine_for(root: Path, encoder: FakeEncoder | None = None) -> Engine:
@@ -24,7 +23,7 @@ def top_symbols(engine: Engine, query: str, k: int = 5, **kw: object) -> list[st
 def test_full_index_and_search(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo")
     engine = engine_for(root)
-    sync, emb = engine.update()
+    engine.update()
     status = engine.status()
     assert status.files >= 8
     assert status.pending == 0 and status.embedded == status.chunks

@@ -262,9 +262,8 @@ def _dev(folder: Path, n: int = 10) -> Path:
 
 def test_tiny_cross_encoder_loss_goes_down() -> None:
     torch = pytest.importorskip("torch")
-    from codesearch_trainer.ranker_train import build_groups, group_loss
-
     from codesearch_trainer.data import Pair
+    from codesearch_trainer.ranker_train import build_groups, group_loss
 
     model = _tiny_ranker(pooling="cls")
     pairs = [Pair(f"{v} the {n}", f"def {v}_{n}(x):\n    return {n}.{v}(x)\n")

@@ -85,6 +85,7 @@ def _torchrun() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "torch.distributed.run"]
 
 
+@pytest.mark.slow
 def test_trainer_train_under_torchrun_gloo(tmp_path: Path) -> None:
     from codesearch_trainer.testing import tiny_bert
     from test_trainer_train import make_dev, make_pairs

@@ -246,6 +246,8 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
         sys.stdout.write(json.dumps([hit_json(h) for h in result.hits], indent=2) + "\n")
     else:
         print_hits(result, query, sys.stdout)
+        parts = [name for name, used in (("semantic", result.dense_used), ("lexical", result.lexical_used)) if used]
+        err.print(f"[dim]answered by the {' + '.join(parts) or 'symbol'} index[/]")
     if result.pending:
         err.print(f"[yellow]{result.pending} chunks are not embedded yet: results come from the lexical "
                   "index and the chunks embedded so far (run `codesearch index` to finish)[/]")

@@ -224,7 +224,7 @@ def rerank(hits: list[SearchHit], scores: np.ndarray | Sequence[float], k: int) 
     if values.shape[0] < n:
         raise ValueError(f"{values.shape[0]} ranker scores for the top {n} hits")
     head = hits[:n]
-    order = sorted(range(n), key=lambda i: (-_finite(values[i]), -head[i].score, i))
+    order = sorted(range(n), key=lambda i: (-_finite(float(values[i])), -head[i].score, i))
     slots = sorted((h.score for h in head), reverse=True)
     out = []
     for slot, i in zip(slots, order, strict=True):

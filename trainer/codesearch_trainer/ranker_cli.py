@@ -83,7 +83,8 @@ def _setup_logging(verbose: bool) -> None:
 @click.option("-v", "--verbose", is_flag=True)
 def train_ranker(**kw: Any) -> None:
     """Train a cross-encoder ranker on (query, code) pairs with ranking-based hard negatives."""
-    from .ranker_train import RankerTrainConfig, train_ranker as run
+    from .ranker_train import RankerTrainConfig
+    from .ranker_train import train_ranker as run
 
     _setup_logging(kw.pop("verbose"))
     kw["data"] = list(kw["data"])

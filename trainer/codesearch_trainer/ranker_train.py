@@ -479,7 +479,7 @@ def train_ranker(cfg: RankerTrainConfig) -> RankerTrainResult:
         if step < total_steps:  # end of a full epoch
             checkpoint(epoch, done_in_epoch)
             model.train()
-    if last_ckpt is None or not last_ckpt.name == f"step-{step}":
+    if last_ckpt is None or last_ckpt.name != f"step-{step}":
         checkpoint(max(epoch, start_epoch), done_in_epoch)
     if bar is not None:
         bar.close()
