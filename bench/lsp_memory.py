@@ -41,6 +41,7 @@ class Server:
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
         self.status: dict[str, Any] = {}
         self.progress: list[dict[str, Any]] = []
+        self.answered: dict[int, float] = {}  # request id -> when its response arrived
         self._next_id = 0
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -80,6 +81,8 @@ class Server:
                 self.status = message["params"]
             elif method == "$/progress":
                 self.progress.append(message["params"]["value"])
+            elif not method and "id" in message:
+                self.answered[message["id"]] = time.monotonic()
             self.messages.put(message)
 
     def wait_response(self, msg_id: int, timeout: float) -> dict[str, Any]:
@@ -133,6 +136,8 @@ def main() -> int:
     parser.add_argument("--cache-dir", type=Path, default=None,
                         help="CODESEARCH_CACHE_DIR for the run (default: a fresh temporary folder, so the index "
                              "is built from scratch; exported models are taken from the usual cache)")
+    parser.add_argument("--probe", default="read a configuration file and parse its sections", metavar="QUERY",
+                        help="send this codesearch/search every 5 s while indexing and report the latency")
     parser.add_argument("--json", type=Path, default=None, help="also write the summary here")
     args = parser.parse_args()
 
@@ -161,7 +166,11 @@ def main() -> int:
     initialized = time.monotonic() - started
 
     peak_own = peak_total = 0
+    peak_sync = 0  # before embedding starts: walking, chunking, the store and the lexical index
     samples: list[tuple[float, int, str]] = []
+    probes: list[float] = []  # round trips of searches made while indexing
+    probe: tuple[int, float] | None = None
+    last_probe = 0.0
     synced_at: float | None = None
     finished = False
     while time.monotonic() - started < args.max_seconds:
@@ -171,11 +180,19 @@ def main() -> int:
         now = time.monotonic() - started
         if synced_at is None and status.get("message") in ("loading the model", "embedding"):
             synced_at = now
+        if synced_at is None:
+            peak_sync = max(peak_sync, own)
         if not samples or now - samples[-1][0] >= 5:
             samples.append((now, own, status.get("message", "")))
             print(f"{now:7.1f}s  rss {own / MB:7.1f} MiB  {status.get('state', '?'):8s} "
                   f"{status.get('message', '')[:40]:40s} files {status.get('files', 0)} "
                   f"chunks {status.get('chunks', 0)} embedded {status.get('embedded', 0)}", flush=True)
+        if probe is not None and probe[0] in server.answered:
+            probes.append(server.answered[probe[0]] - probe[1])
+            probe = None
+        if probe is None and args.probe and status.get("state") == "indexing" and now - last_probe >= 5:
+            last_probe = now
+            probe = (server.request("codesearch/search", {"query": args.probe, "limit": 10}), time.monotonic())
         if status.get("state") in ("ready", "error") and now > 1.0:
             finished = True
             break
@@ -197,7 +214,13 @@ def main() -> int:
         "sync_s": round(synced_at, 1) if synced_at is not None else None,
         "files": status.get("files"), "chunks": status.get("chunks"), "embedded": status.get("embedded"),
         "state": status.get("state"), "message": status.get("message"),
+        "peak_rss_before_embedding_mib": round(peak_sync / MB, 1),
         "peak_rss_mib": round(peak_own / MB, 1), "peak_rss_with_children_mib": round(peak_total / MB, 1),
+        "search_while_indexing_ms": {
+            "count": len(probes),
+            "median": round(1000 * sorted(probes)[len(probes) // 2]) if probes else None,
+            "max": round(1000 * max(probes)) if probes else None,
+        },
         "cpu_count": os.cpu_count(),
     }
     print(json.dumps(summary, indent=2))

@@ -556,7 +556,8 @@ def print_report(report: dict[str, Any], modes: list[str]) -> None:
         print(f"\n## {name} ({e['split']})\n\n{e['docs']} docs, {e['queries']} queries [{e['sampled']}]; "
               f"{idx['chunks']} chunks, {idx['skipped_files']} files skipped by the walker "
               f"{idx['skipped_reasons'] or ''}, {idx['parse_failures']} parse failures; "
-              f"ms/query: {e['ms_per_query']}\n")
+              f"ms/query (query vectors cached after the first dense/fused mode; see bench/speed.py for latency): "
+              f"{e['ms_per_query']}\n")
         rows = [[mode] + [e["modes"][mode][k] for k in METRIC_KEYS] for mode in e["modes"]]
         rows.append(["BM25 (data README, full corpus)", e["bm25_mrr_readme"], None, None, None, None, None])
         print(table(["mode"] + METRIC_HEAD, rows))

@@ -28,11 +28,17 @@ check_prereqs() {
   [ -x "$CHROMIUM" ] || missing+=(chromium)
   command -v rg >/dev/null || missing+=(ripgrep)
   [ -e /usr/include/krb5.h ] || [ -e /usr/include/gssapi/gssapi.h ] || missing+=(libkrb5-dev)
-  command -v g++ >/dev/null || missing+=(build-essential)
+  command -v g++ >/dev/null && command -v make >/dev/null || missing+=(build-essential)
   if [ ${#missing[@]} -gt 0 ]; then
-    echo "Missing Debian packages: ${missing[*]}" >&2
-    echo "Install them with: apt-get update && apt-get install -y ${missing[*]}" >&2
-    exit 2
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      log "Installing Debian packages: ${missing[*]}"
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "Missing Debian packages: ${missing[*]}" >&2
+      echo "Install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+      exit 2
+    fi
   fi
   local major
   major="$(node -p 'process.versions.node.split(".")[0]')"
@@ -84,8 +90,12 @@ fi
 build_vsix
 VSIX="$(ls -t "$EXT"/*.vsix | head -1)"
 
+if [ ! -x "$CODESEARCH_LS" ] && [ "$CODESEARCH_LS" = "$REPO/.venv/bin/codesearch-ls" ]; then
+  log "Creating the Python environment (scripts/setup.sh)"
+  "$REPO/scripts/setup.sh"
+fi
 if [ ! -x "$CODESEARCH_LS" ]; then
-  echo "Language server not found at $CODESEARCH_LS (pip install -e . in a venv, or set CODESEARCH_LS)" >&2
+  echo "Language server not found at $CODESEARCH_LS (run scripts/setup.sh, or set CODESEARCH_LS)" >&2
   exit 2
 fi
 

@@ -212,3 +212,13 @@ def test_clean(tmp_path: Path) -> None:
     run("clean", str(root))
     assert not Path(status["index_dir"]).exists()
     shutil.rmtree(root)
+
+
+def test_broken_ranker_degrades_to_retrieval(indexed_repo: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken-ranker"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    for spec in (str(tmp_path / "missing-ranker"), str(broken)):
+        proc = run("search", "escape html", "--path", str(indexed_repo), "--json", "--ranker", spec)
+        assert json.loads(proc.stdout)[0]["symbol"] == "escapeHtml"
+        assert "searching without re-ranking" in proc.stderr

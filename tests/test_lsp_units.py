@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from codesearch.lsp.__main__ import parse_args
-from codesearch.lsp.server import hit_json, hit_symbol, parse_search_params
+from codesearch.lsp.server import hit_json, hit_symbol, parse_search_params, under_folder
 from codesearch.lsp.settings import Settings, parse_settings
 from codesearch.types import SearchHit
 from lsprotocol import types
@@ -48,6 +48,16 @@ def test_search_params_validation() -> None:
                 {"query": "x", "languages": [1]}, {"query": "x", "pathGlob": 1}, {"query": "x", "folder": 1}):
         with pytest.raises(JsonRpcInvalidParams):
             parse_search_params(bad)
+
+
+def test_folder_inside_a_workspace_folder_becomes_an_anchored_glob() -> None:
+    from codesearch.search import glob_match
+
+    assert under_folder("src", None) == "src/**"
+    assert glob_match("src/http/retry.py", "src/**") and not glob_match("crates/hash/src/lib.rs", "src/**")
+    assert under_folder("src", "*.py") == "src/**/*.py"
+    assert under_folder("src", "http/") == "src/http/**"
+    assert under_folder("src", "http/*.py") == "src/http/*.py"
 
 
 def hit(**kw: object) -> SearchHit:

@@ -219,6 +219,33 @@ def test_missing_or_broken_ranker_degrades_to_retrieval(tmp_path: Path, caplog: 
     assert out == hits and info.skipped == "no ranker configured"
 
 
+def test_rerank_metrics_match_the_full_ranking_metrics() -> None:
+    pytest.importorskip("torch")
+    from codesearch_trainer.evaluate import BeirData, retrieval_metrics
+    from codesearch_trainer.ranker_train import rerank_metrics, retrieve_set
+    from conftest import FakeEncoder
+
+    rng = random.Random(3)
+    corpus = {f"d{i}": f"def {rng.choice(VERBS)}_{rng.choice(NOUNS)}_{i}(): pass" for i in range(60)}
+    queries = {f"q{i}": f"{rng.choice(VERBS)} {rng.choice(NOUNS)}" for i in range(25)}
+    qrels = {q: {f"d{rng.randrange(60)}": 1.0, f"d{rng.randrange(60)}": 2.0} for q in queries}
+    data = BeirData("toy/dev", corpus, queries, qrels)
+    encoder = FakeEncoder()
+    rset = retrieve_set(data, encoder, key="fake", depth=12, cache_dir=None)
+    full = encoder.encode_queries(list(queries.values())) @ encoder.encode_documents(list(corpus.values())).T
+    relevance = [{int(c): g for c, (_, g) in rel.items()} for rel in rset.relevant]
+    assert rerank_metrics(rset, None, 0) == pytest.approx(retrieval_metrics(full, relevance))
+    ranker = np.asarray([[rng.random() for _ in range(12)] for _ in queries], dtype=np.float32)
+    for k in (5, 12):
+        matrix = full.astype(np.float64).copy()
+        for q in range(len(queries)):
+            order = sorted(range(k), key=lambda i, q=q: -ranker[q, i])
+            for pos, i in enumerate(order):
+                matrix[q, rset.top[q, i]] = 10.0 + k - pos  # top k in ranker order above the rest
+        want = retrieval_metrics(matrix.astype(np.float32), relevance)
+        assert rerank_metrics(rset, ranker, k) == pytest.approx(want)
+
+
 # ---------------------------------------------------------------------------------------------
 # A tiny random cross-encoder (torch)
 

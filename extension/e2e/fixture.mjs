@@ -78,15 +78,68 @@ module.exports = { hashPassword, sortUsersByLastLogin };
 `,
 };
 
-/** What the first search must find. */
+/** The second folder of the multi-root workspace. */
+const SECOND_FILES = {
+  'lib/mathutil.py': `"""Integer helpers."""
+
+
+def greatest_common_divisor(a: int, b: int) -> int:
+    """Euclid's algorithm: the largest integer dividing both a and b."""
+    while b:
+        a, b = b, a % b
+    return abs(a)
+
+
+def is_prime(n: int) -> bool:
+    """True when n has no divisors other than 1 and itself."""
+    if n < 2:
+        return False
+    return all(n % d for d in range(2, int(n ** 0.5) + 1))
+`,
+};
+
+export const FOLDERS = { first: 'fixture-project', second: 'second-project', third: 'added-later' };
+
+/** A folder added to the workspace while VS Code is open. */
+export const THIRD = {
+  folder: FOLDERS.third,
+  file: 'units.py',
+  symbol: 'celsius_to_fahrenheit',
+  query: 'convert a temperature from celsius to fahrenheit',
+  code: `def celsius_to_fahrenheit(celsius: float) -> float:
+    """Convert degrees Celsius to degrees Fahrenheit."""
+    return celsius * 9 / 5 + 32
+`,
+};
+export const WORKSPACE_FILE = 'fixtures.code-workspace';
+
+/** What the first search must find (in the first folder). */
 export const FIRST = {
   query: 'distance between two places on earth from their coordinates',
   symbol: 'haversine_distance',
+  folder: FOLDERS.first,
   file: 'src/geo.py',
+};
+
+/** Found in the second folder of the multi-root workspace. */
+export const SECOND = {
+  query: 'largest number that divides two integers',
+  symbol: 'greatest_common_divisor',
+  folder: FOLDERS.second,
+  file: 'lib/mathutil.py',
+};
+
+/** A search restricted to the first folder's src/ from the explorer's context menu. */
+export const IN_FOLDER = {
+  folder: FOLDERS.first,
+  dir: 'src',
+  query: 'store a password securely',
+  symbol: 'hashPassword',
 };
 
 /** The function added to an existing file on disk while VS Code is open. */
 export const ADDED = {
+  folder: FOLDERS.first,
   file: 'src/text.py',
   symbol: 'reverse_word_order',
   query: 'put the words of a sentence in reverse order',
@@ -98,23 +151,43 @@ def reverse_word_order(sentence: str) -> str:
 `,
 };
 
-export function createFixture(root) {
-  for (const [rel, text] of Object.entries(FILES)) {
+function writeFiles(root, files) {
+  for (const [rel, text] of Object.entries(files)) {
     const file = path.join(root, rel);
     mkdirSync(path.dirname(file), { recursive: true });
     writeFileSync(file, text);
   }
-  return root;
 }
 
-export function addFunction(root) {
-  appendFileSync(path.join(root, ADDED.file), ADDED.code);
+/** Creates both folders and a .code-workspace file under `parent`; returns the workspace file. */
+export function createFixture(parent) {
+  writeFiles(path.join(parent, FOLDERS.first), FILES);
+  writeFiles(path.join(parent, FOLDERS.second), SECOND_FILES);
+  const file = path.join(parent, WORKSPACE_FILE);
+  writeFileSync(
+    file,
+    JSON.stringify({ folders: [{ path: FOLDERS.first }, { path: FOLDERS.second }], settings: {} }, null, 2),
+  );
+  return file;
+}
+
+/** Creates the third folder and adds it to the .code-workspace file. */
+export function addThirdFolder(parent) {
+  writeFiles(path.join(parent, THIRD.folder), { [THIRD.file]: THIRD.code });
+  const file = path.join(parent, WORKSPACE_FILE);
+  const ws = JSON.parse(readFileSync(file, 'utf8'));
+  ws.folders.push({ path: THIRD.folder });
+  writeFileSync(file, JSON.stringify(ws, null, 2));
+}
+
+export function addFunction(parent) {
+  appendFileSync(path.join(parent, ADDED.folder, ADDED.file), ADDED.code);
 }
 
 /** 1-based line of `def name` / `function name` in a fixture file. */
-export function lineOf(root, rel, symbol) {
-  const lines = readFileSync(path.join(root, rel), 'utf8').split('\n');
+export function lineOf(parent, target, symbol = target.symbol) {
+  const lines = readFileSync(path.join(parent, target.folder, target.file), 'utf8').split('\n');
   const i = lines.findIndex((l) => new RegExp(`\\b(def|function|class)\\s+${symbol}\\b`).test(l));
-  if (i < 0) throw new Error(`${symbol} not found in ${rel}`);
+  if (i < 0) throw new Error(`${symbol} not found in ${target.file}`);
   return i + 1;
 }

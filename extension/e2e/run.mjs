@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { ADDED, FIRST, addFunction, createFixture, lineOf } from './fixture.mjs';
+import { ADDED, FIRST, IN_FOLDER, SECOND, THIRD, addFunction, addThirdFolder, createFixture, lineOf } from './fixture.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const EXT_ROOT = path.resolve(HERE, '..');
@@ -57,7 +57,7 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'codesearch-e2e-'));
 const home = path.join(tmp, 'home');
 const userData = path.join(tmp, 'user-data');
 const extensionsDir = path.join(tmp, 'extensions');
-const workspace = path.join(tmp, 'fixture-project');
+const fixtures = path.join(tmp, 'fixtures');
 const serverCache = path.join(tmp, 'codesearch-cache');
 // The exported ONNX model is shared with the Python test suite so it is only made once a machine.
 const sharedModels = process.env.CODESEARCH_MODELS_DIR || path.join(REAL_HOME, '.cache', 'codesearch-tests', 'models');
@@ -65,7 +65,7 @@ for (const d of [home, userData, extensionsDir, serverCache, sharedModels, path.
   mkdirSync(d, { recursive: true });
 }
 symlinkSync(sharedModels, path.join(serverCache, 'models'), 'dir');
-createFixture(workspace);
+const workspaceFile = createFixture(fixtures);
 
 const childEnv = {
   ...process.env,
@@ -104,9 +104,10 @@ function writeSettings(extra) {
 }
 writeSettings({});
 
+/** Settings in the .code-workspace file (window-scoped settings of a multi-root workspace live there). */
 function writeWorkspaceSettings(settings) {
-  mkdirSync(path.join(workspace, '.vscode'), { recursive: true });
-  writeFileSync(path.join(workspace, '.vscode', 'settings.json'), JSON.stringify(settings, null, 2));
+  const ws = JSON.parse(readFileSync(workspaceFile, 'utf8'));
+  writeFileSync(workspaceFile, JSON.stringify({ ...ws, settings }, null, 2));
 }
 
 /** Process ids of the language server started under code-server (found by parent chain, not name). */
@@ -183,7 +184,6 @@ async function startCodeServer() {
       '--disable-workspace-trust',
       '--disable-getting-started-override',
       '--ignore-last-opened',
-      workspace,
     ],
     { env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -226,6 +226,7 @@ let page;
 let shot = 0;
 async function screenshot(name) {
   const file = path.join(ART, `${String(++shot).padStart(2, '0')}-${name}.png`);
+  await page.mouse.move(700, 860).catch(() => undefined); // no hover tooltips over what matters
   await page.screenshot({ path: file });
   log(`screenshot ${path.basename(file)}`);
 }
@@ -233,7 +234,7 @@ async function screenshot(name) {
 const quickInput = () => page.locator('.quick-input-widget');
 const quickInputBox = () => page.locator('.quick-input-widget .quick-input-box input');
 const rows = () => page.locator('.quick-input-widget .quick-input-list .monaco-list-row');
-const statusItem = () => page.locator('[aria-label^="Code Search "]').first();
+const statusItem = () => page.locator('.part.statusbar [aria-label^="Code Search "]').first();
 
 async function runPaletteCommand(title) {
   await page.keyboard.press('F1');
@@ -245,7 +246,7 @@ async function runPaletteCommand(title) {
   await row.click();
 }
 
-async function waitForReady() {
+async function waitForReady({ tolerateError = false } = {}) {
   log('waiting for the server to index the workspace');
   const deadline = Date.now() + READY_TIMEOUT;
   let last = '';
@@ -256,7 +257,7 @@ async function waitForReady() {
       last = label;
     }
     if (label.startsWith('Code Search ready')) return label;
-    if (/^Code Search (error|notFound)/.test(label)) throw new Error(`server failed: ${label}`);
+    if (!tolerateError && /^Code Search (error|notFound)/.test(label)) throw new Error(`server failed: ${label}`);
     await sleep(500);
   }
   throw new Error(`the index was not ready after ${READY_TIMEOUT / 1000}s (last status: ${last})`);
@@ -345,7 +346,7 @@ try {
   page.on('pageerror', (e) => consoleLog.write(`[pageerror] ${e.stack ?? e}\n`));
 
   await step('open the fixture workspace', async () => {
-    await page.goto(`${codeServer.url}/?folder=${encodeURIComponent(workspace)}`);
+    await page.goto(`${codeServer.url}/?workspace=${encodeURIComponent(workspaceFile)}`);
     await page.locator('.monaco-workbench').waitFor({ timeout: 60000 });
     await page.locator('.explorer-folders-view, .explorer-viewlet').first().waitFor({ timeout: 60000 }).catch(() => undefined);
     await statusItem().waitFor({ timeout: 60000 });
@@ -365,8 +366,9 @@ try {
     await searchFor(FIRST.query, FIRST.symbol, 60000);
     const row = rows().filter({ hasText: FIRST.symbol }).first();
     const text = await row.innerText();
-    const line = lineOf(workspace, FIRST.file, FIRST.symbol);
-    if (!text.includes(`${FIRST.file}:${line}`)) throw new Error(`row should show "${FIRST.file}:${line}": ${JSON.stringify(text)}`);
+    // multi-root: the path starts with the folder name
+    const where = `${FIRST.folder}/${FIRST.file}:${lineOf(fixtures, FIRST)}`;
+    if (!text.includes(where)) throw new Error(`row should show "${where}": ${JSON.stringify(text)}`);
     await screenshot('search-results');
   });
 
@@ -390,14 +392,86 @@ try {
     await arrowTo(FIRST.symbol);
     await page.keyboard.press('Enter');
     await quickInput().waitFor({ state: 'hidden' });
-    const line = lineOf(workspace, FIRST.file, FIRST.symbol);
-    const current = await expectEditorAt(FIRST.file, line);
+    const current = await expectEditorAt(FIRST.file, lineOf(fixtures, FIRST));
     if (!current.includes(`def ${FIRST.symbol}`)) throw new Error(`cursor line is "${current}"`);
     await screenshot('opened-at-function');
   });
 
+  await step('multi-root: a function in the second folder is found', async () => {
+    await runPaletteCommand('Code Search: Search by Meaning');
+    await searchFor(SECOND.query, SECOND.symbol, 60000);
+    const text = await rows().filter({ hasText: SECOND.symbol }).first().innerText();
+    const where = `${SECOND.folder}/${SECOND.file}:${lineOf(fixtures, SECOND)}`;
+    if (!text.includes(where)) throw new Error(`row should show "${where}": ${JSON.stringify(text)}`);
+    await screenshot('multi-root-results');
+    await page.keyboard.press('Escape');
+    await quickInput().waitFor({ state: 'hidden' });
+  });
+
+  await step('a folder added to the workspace is indexed and searched', async () => {
+    addThirdFolder(fixtures);
+    await page.locator('.explorer-folders-view .monaco-list-row', { hasText: new RegExp(`^${THIRD.folder}$`, 'i') }).first().waitFor({ timeout: 30000 });
+    await runPaletteCommand('Code Search: Search by Meaning');
+    await searchFor(THIRD.query, THIRD.symbol, 120000);
+    const text = await rows().filter({ hasText: THIRD.symbol }).first().innerText();
+    if (!text.includes(`${THIRD.folder}/${THIRD.file}:`)) throw new Error(`row should show ${THIRD.folder}/${THIRD.file}: ${text}`);
+    await screenshot('added-folder-results');
+    await page.keyboard.press('Escape');
+    await quickInput().waitFor({ state: 'hidden' });
+  });
+
+  await step('Go to Symbol in Workspace is answered by the server', async () => {
+    await page.keyboard.press('F1');
+    await quickInput().waitFor({ state: 'visible' });
+    await quickInputBox().fill('#haversine');
+    await rows().filter({ hasText: FIRST.symbol }).first().waitFor({ timeout: 30000 });
+    await screenshot('workspace-symbols');
+    await page.keyboard.press('Escape');
+    await quickInput().waitFor({ state: 'hidden' });
+  });
+
+  await step("explorer context menu: search in this folder", async () => {
+    const root = page.locator('.explorer-folders-view .monaco-list-row', { hasText: new RegExp(`^${IN_FOLDER.folder}$`, 'i') }).first();
+    await root.waitFor();
+    const folderRow = page.locator('.explorer-folders-view .monaco-list-row[aria-level="2"]', { hasText: new RegExp(`^${IN_FOLDER.dir}$`) }).first();
+    if (!(await folderRow.isVisible().catch(() => false))) await root.click();
+    await folderRow.waitFor();
+    await folderRow.click({ button: 'right' });
+    const item = page.locator('.context-view .monaco-menu .action-item', { hasText: 'Search in This Folder by Meaning' });
+    await item.waitFor({ timeout: 10000 });
+    await screenshot('explorer-context-menu');
+    await item.click();
+    await quickInput().waitFor({ state: 'visible' });
+    const title = await page.locator('.quick-input-widget .quick-input-title').innerText();
+    if (!title.includes(`folder: ${IN_FOLDER.folder}`) || !title.includes(`path: ${IN_FOLDER.dir}/**`)) {
+      throw new Error(`picker title "${title}" does not show the folder filter`);
+    }
+    await searchFor(IN_FOLDER.query, IN_FOLDER.symbol, 60000);
+    const listed = await rows().allInnerTexts();
+    const outside = listed.filter((r) => !r.includes(`${IN_FOLDER.folder}/${IN_FOLDER.dir}/`));
+    if (outside.length) throw new Error(`results outside ${IN_FOLDER.folder}/${IN_FOLDER.dir}: ${JSON.stringify(outside)}`);
+    await screenshot('folder-search-results');
+    await page.keyboard.press('Escape');
+    await quickInput().waitFor({ state: 'hidden' });
+  });
+
+  await step("language filter of the current file (Alt+L in the picker)", async () => {
+    // The active editor is geo.py (Python); the password hashing function is JavaScript.
+    await runPaletteCommand('Code Search: Search by Meaning');
+    await searchFor(IN_FOLDER.query, IN_FOLDER.symbol, 60000);
+    await page.keyboard.press('Alt+KeyL');
+    await page.locator('.quick-input-widget .quick-input-title', { hasText: 'language: python' }).waitFor({ timeout: 10000 });
+    await waitFor(async () => {
+      const listed = await rows().allInnerTexts();
+      return listed.length > 0 && listed.every((r) => /\.py:\d+/.test(r));
+    }, 15000, 'only Python results');
+    await screenshot('language-filter');
+    await page.keyboard.press('Escape');
+    await quickInput().waitFor({ state: 'hidden' });
+  });
+
   await step('a function added on disk is found (keybinding Ctrl+Alt+K)', async () => {
-    addFunction(workspace);
+    addFunction(fixtures);
     log(`appended ${ADDED.symbol} to ${ADDED.file}`);
     await page.keyboard.press('Control+Alt+KeyK');
     await quickInput().waitFor({ state: 'visible' });
@@ -406,7 +480,7 @@ try {
     await arrowTo(ADDED.symbol);
     await page.keyboard.press('Enter');
     await quickInput().waitFor({ state: 'hidden' });
-    const current = await expectEditorAt(ADDED.file, lineOf(workspace, ADDED.file, ADDED.symbol));
+    const current = await expectEditorAt(ADDED.file, lineOf(fixtures, ADDED));
     if (!current.includes(`def ${ADDED.symbol}`)) throw new Error(`cursor line is "${current}"`);
     await screenshot('new-function-opened');
   });
@@ -462,8 +536,33 @@ try {
     await page.locator('.part.panel .monaco-editor .view-lines').filter({ hasText: 'codesearch' }).first().waitFor({ timeout: 15000 });
     await screenshot('error-status-and-log');
     writeWorkspaceSettings({});
-    await waitForReady();
+    await waitForReady({ tolerateError: true });
     await screenshot('ready-again');
+  });
+
+  await step('a wrong serverPath gives one clear notification; fixing it restarts the server', async () => {
+    writeWorkspaceSettings({ 'codesearch.serverPath': '/nonexistent/codesearch-ls' });
+    await waitFor(async () => {
+      const label = (await statusItem().getAttribute('aria-label').catch(() => '')) ?? '';
+      return label.startsWith('Code Search notFound');
+    }, 30000, 'the status bar to say the server was not found').catch(async (e) => {
+      const labels = await page.locator('.part.statusbar [aria-label]').evaluateAll((els) => els.map((el) => el.getAttribute('aria-label')));
+      throw new Error(`${e.message}; status bar labels: ${JSON.stringify(labels)}`);
+    });
+    const toast = page.locator('.notifications-toasts .notification-toast', { hasText: 'codesearch-ls language server was not found' });
+    await toast.first().waitFor({ timeout: 15000 });
+    const text = await toast.first().innerText();
+    if (!text.includes('pip install codesearch')) throw new Error(`the notification does not say how to install: ${text}`);
+    if ((await toast.count()) !== 1) throw new Error(`${await toast.count()} notifications`);
+    await screenshot('server-not-found');
+    writeWorkspaceSettings({});
+    await waitForReady({ tolerateError: true });
+  });
+
+  await step('Re-index Workspace command', async () => {
+    await runPaletteCommand('Code Search: Re-index Workspace');
+    await page.locator('.part.statusbar', { hasText: 're-indexing the workspace' }).waitFor({ timeout: 15000 });
+    await waitForReady();
   });
 } catch (e) {
   failed = true;

@@ -13,7 +13,7 @@ import { StatusBar } from './statusBar';
 
 let controller: ServerController | undefined;
 
-/** What the extension exports (used by the tests). */
+/** What the extension exports (for other extensions and debugging). */
 export interface CodeSearchApi {
   readonly controller: ServerController;
 }
@@ -78,7 +78,7 @@ export function activate(context: vscode.ExtensionContext): CodeSearchApi {
 
   register('codesearch.restartServer', async () => {
     output.info('Restarting the server (requested by the user).');
-    await server.restart();
+    await server.restart(true);
   });
 
   register('codesearch.showStatus', async () => {
@@ -105,22 +105,28 @@ export function activate(context: vscode.ExtensionContext): CodeSearchApi {
       const action = classifyConfigChange((s) => e.affectsConfiguration(s));
       if (action === 'restart') {
         output.info('Server location settings changed; restarting the server.');
-        void server.restart();
+        void server.restart(true);
       } else if (action === 'notify') {
         void server.sendSettings().catch((err) => output.error(`Sending settings failed: ${String(err)}`));
       }
     }),
   );
 
-  const pySub = onPythonInterpreterChanged(() => {
-    if (server.server?.source === 'pythonExtension' || !server.server) {
-      output.info('The Python interpreter changed; restarting the server.');
-      void server.restart();
-    }
-  });
-  if (pySub) context.subscriptions.push(pySub);
-
-  void server.start();
+  // When the server comes from the Python extension's interpreter (or none was found), follow
+  // that extension's interpreter changes. It is only active once discovery has asked it.
+  let pySub: vscode.Disposable | undefined;
+  const followPythonInterpreter = () => {
+    if (pySub) return;
+    pySub = onPythonInterpreterChanged(() => {
+      if (server.server?.source === 'pythonExtension' || !server.server) {
+        output.info('The Python interpreter changed; restarting the server.');
+        void server.restart();
+      }
+    });
+    if (pySub) context.subscriptions.push(pySub);
+  };
+  followPythonInterpreter();
+  void server.start().then(followPythonInterpreter);
   return { controller: server };
 }
 

@@ -281,6 +281,9 @@ export class SearchPicker implements vscode.Disposable {
   }
 
   async promptGlob(): Promise<void> {
+    if (this.suspended) {
+      return; // the glob input box is already open
+    }
     const value = this.quickPick.value;
     this.suspended = true;
     let glob: string | undefined;

@@ -82,9 +82,13 @@ export class ServerController implements vscode.Disposable {
     return this.startPromise;
   }
 
-  async restart(): Promise<LanguageClient | undefined> {
+  /** Stops and starts again, finding the server anew; `byUser` re-arms the not-found notification. */
+  async restart(byUser = false): Promise<LanguageClient | undefined> {
     this.policy.reset();
     this.gaveUp = false;
+    if (byUser) {
+      this.notifiedNotFound = false;
+    }
     await this.stop();
     return this.start();
   }
@@ -256,7 +260,7 @@ export class ServerController implements vscode.Disposable {
       if (choice === 'Show Log') {
         this.output.show(true);
       } else if (choice === 'Restart Server') {
-        void this.restart();
+        void this.restart(true);
       }
     });
     return { action: CloseAction.DoNotRestart, handled: true };
@@ -264,7 +268,12 @@ export class ServerController implements vscode.Disposable {
 
   /** The running client, starting it if needed; throws a user-readable error if there is none. */
   async ready(): Promise<LanguageClient> {
-    const client = this.client && this.client.state === State.Running ? this.client : await this.start();
+    let client = this.client;
+    if (client && client.state === State.Starting && !this.gaveUp) {
+      // (re)starting, possibly an automatic restart after a crash: wait for it
+      await client.start().catch(() => undefined);
+    }
+    client = this.client && this.client.state === State.Running ? this.client : await this.start();
     if (!client || client.state !== State.Running) {
       const status = this.tracker.current;
       throw new ServerNotAvailableError(

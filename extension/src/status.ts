@@ -90,6 +90,7 @@ function clampPercentage(p: number | undefined): number | undefined {
 export class StatusTracker {
   private state: StatusState = { phase: 'starting' };
   private readonly progressTokens = new Set<string | number>();
+  private lastServerState: { state: StatusNotification['state']; message?: string } | undefined;
 
   get current(): StatusState {
     return { ...this.state };
@@ -140,22 +141,33 @@ export class StatusTracker {
   progress(token: string | number, value: WorkDoneProgressValue): StatusState {
     if (value.kind === 'begin' || value.kind === 'report') {
       this.progressTokens.add(token);
-      this.state = {
-        ...this.state,
-        phase: 'indexing',
-        message: value.message ?? (value.kind === 'begin' ? value.title : undefined) ?? this.state.message,
-        percentage: clampPercentage(value.percentage) ?? this.state.percentage,
-      };
+      const message = value.message ?? (value.kind === 'begin' ? value.title : undefined) ?? this.state.message;
+      const percentage = clampPercentage(value.percentage) ?? this.state.percentage;
+      // A report can arrive after the server already said the run ended in an error; only a new
+      // `begin` leaves the error state.
+      if (value.kind === 'report' && this.state.phase === 'error') {
+        return this.current;
+      }
+      this.state = { ...this.state, phase: 'indexing', message, percentage };
     } else if (value.kind === 'end') {
       this.progressTokens.delete(token);
       if (this.progressTokens.size === 0 && this.state.phase === 'indexing') {
-        this.state = { ...this.state, phase: 'ready', message: value.message, percentage: undefined };
+        // The server's own status decides between ready and error; until it says otherwise the
+        // end of the progress means ready.
+        const failed = this.lastServerState?.state === 'error';
+        this.state = {
+          ...this.state,
+          phase: failed ? 'error' : 'ready',
+          message: failed ? this.lastServerState?.message : value.message,
+          percentage: undefined,
+        };
       }
     }
     return this.current;
   }
 
   status(n: StatusNotification): StatusState {
+    this.lastServerState = { state: n.state, message: n.message };
     const info: Partial<StatusState> = {};
     for (const key of ['model', 'provider', 'files', 'chunks', 'embedded'] as const) {
       if (n[key] !== undefined && n[key] !== null) {

@@ -68,6 +68,22 @@ describe('StatusTracker + render', () => {
     expect(render(t.failed('crashed 4 times')).severity).toBe('error');
   });
 
+  it('keeps an error from codesearch/status over late progress reports and the progress end', () => {
+    const t = new StatusTracker();
+    t.progress('run', { kind: 'begin', title: 'indexing' });
+    t.status({ state: 'error', message: 'the model could not be loaded' });
+    t.progress('run', { kind: 'report', percentage: 90, message: '10/10 files' });
+    expect(t.current.phase).toBe('error');
+    t.progress('run', { kind: 'end', message: 'the model could not be loaded' });
+    expect(t.current).toMatchObject({ phase: 'error', message: 'the model could not be loaded' });
+    // a new run leaves the error state
+    t.progress('run2', { kind: 'begin', title: 'indexing' });
+    expect(t.current.phase).toBe('indexing');
+    t.status({ state: 'indexing' });
+    t.progress('run2', { kind: 'end' });
+    expect(t.current.phase).toBe('ready');
+  });
+
   it('clamps percentages', () => {
     const t = new StatusTracker();
     expect(t.progress(1, { kind: 'report', percentage: 140 }).percentage).toBe(100);

@@ -20,6 +20,7 @@ from . import __version__
 from .engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
 from .indexer import EmbedReport, SyncReport
 from .indexer import Progress as IndexProgress
+from .ranker import DEFAULT_RERANK_K
 from .types import SearchHit
 
 EXIT_ERROR = 1
@@ -48,9 +49,10 @@ def model_options(func: Any) -> Any:
     return func
 
 
-def open_engine(path: Path, model: str | None, device: str, exclude: tuple[str, ...], max_file_size: int
-                ) -> Engine:
-    config = EngineConfig(model=model, device=device, exclude=exclude, max_file_size=max_file_size)
+def open_engine(path: Path, model: str | None, device: str, exclude: tuple[str, ...], max_file_size: int,
+                ranker: str | None = None, rerank_k: int = DEFAULT_RERANK_K) -> Engine:
+    config = EngineConfig(model=model, device=device, exclude=exclude, max_file_size=max_file_size,
+                          ranker=ranker, rerank_k=rerank_k)
     try:
         return Engine(path, config, on_message=lambda m: err.print(f"[yellow]{m}[/]"))
     except EngineError as exc:
@@ -198,10 +200,14 @@ def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
 @click.option("--batch", "batch", type=click.File("r"), default=None,
               help="JSON lines of {id, query}; writes one JSON line of {id, results} per query.")
 @click.option("--mode", type=click.Choice(["fused", "dense", "lexical"]), default="fused", hidden=True)
+@click.option("--ranker", default=None, envvar="CODESEARCH_RANKER",
+              help="Exported ranker (cross-encoder) folder that re-orders the top results.")
+@click.option("--rerank-k", type=click.IntRange(2, 200), default=DEFAULT_RERANK_K, show_default=True,
+              help="How many of the top results the ranker re-orders.")
 @model_options
 def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...], path_glob: str | None,
-           as_json: bool, no_wait: bool, batch: TextIO | None, mode: str, model: str | None, device: str,
-           exclude: tuple[str, ...], max_file_size: int) -> None:
+           as_json: bool, no_wait: bool, batch: TextIO | None, mode: str, ranker: str | None, rerank_k: int,
+           model: str | None, device: str, exclude: tuple[str, ...], max_file_size: int) -> None:
     """Search the workspace at --path for QUERY, in plain English or by symbol name."""
     if batch is None and (query is None or not query.strip()):
         fail("the query is empty: pass a QUERY, or --batch FILE", EXIT_USAGE)
@@ -215,7 +221,7 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
                 queries.append((item["id"], str(item["query"])))
             except (json.JSONDecodeError, KeyError, TypeError):
                 fail(f"{batch.name}:{n}: expected a JSON object with 'id' and 'query'", EXIT_USAGE)
-    engine = open_engine(path, model, device, exclude, max_file_size)
+    engine = open_engine(path, model, device, exclude, max_file_size, ranker=ranker, rerank_k=rerank_k)
     try:
         if engine.acquire_writer(wait=False):
             try:
@@ -247,7 +253,8 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
     else:
         print_hits(result, query, sys.stdout)
         parts = [name for name, used in (("semantic", result.dense_used), ("lexical", result.lexical_used)) if used]
-        err.print(f"[dim]answered by the {' + '.join(parts) or 'symbol'} index[/]")
+        reranked = f", top {result.reranked} re-ranked" if result.reranked else ""
+        err.print(f"[dim]answered by the {' + '.join(parts) or 'symbol'} index{reranked}[/]")
     if result.pending:
         err.print(f"[yellow]{result.pending} chunks are not embedded yet: results come from the lexical "
                   "index and the chunks embedded so far (run `codesearch index` to finish)[/]")

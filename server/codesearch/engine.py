@@ -21,6 +21,7 @@ from .files import WalkOptions
 from .indexer import EmbedReport, Indexer, ProgressCallback, SyncReport
 from .manifest import ModelManifest
 from .paths import workspace_dir
+from .ranker import DEFAULT_RERANK_K, OnnxRanker, load_ranker, rerank_hits
 from .search import RankingWeights, SearchFilters, SearchOutcome, run_search
 from .store import Store
 from .types import Encoder, SearchHit
@@ -46,6 +47,8 @@ class EngineConfig:
     device: str = "auto"  # auto | cpu | cuda
     exclude: tuple[str, ...] = ()
     max_file_size: int = 1 << 20
+    ranker: str | None = None  # an exported ranker folder; re-ranks the top rerank_k hits
+    rerank_k: int = DEFAULT_RERANK_K
 
     def walk_options(self) -> WalkOptions:
         return WalkOptions(max_file_size=self.max_file_size, exclude=tuple(self.exclude))
@@ -79,6 +82,8 @@ class SearchResult:
     pending: int  # chunks not yet embedded: dense results are partial while > 0
     dense_used: bool
     lexical_used: bool
+    reranked: int = 0  # how many of the top hits the ranker re-ordered
+    rerank_skipped: str | None = None  # why a configured ranker was not applied
 
 
 def load_onnx_encoder(config: EngineConfig, on_status: Callable[[str], None] | None = None) -> Encoder:
@@ -118,6 +123,9 @@ class Engine:
         self._write = threading.RLock()
         self._state = threading.Lock()
         self._index_lock = threading.Lock()
+        self._ranker: OnnxRanker | None = None
+        self._ranker_problem: str | None = None
+        self._ranker_loaded = False
         self._file_lock = FileLock(str(self.dir / "write.lock"))
         self._last_save = time.monotonic()
         self.indexer = Indexer(self.root, self.store, config.walk_options())
@@ -291,10 +299,28 @@ class Engine:
             encoder = self.encoder
             index = self._vector_index()
         filters = SearchFilters(languages=tuple(languages), path_glob=path_glob or None)
-        outcome: SearchOutcome = run_search(self.store, index, encoder, query, limit=limit, filters=filters,
+        ranker = self._load_ranker() if mode == "fused" else None
+        depth = max(limit, self.config.rerank_k) if ranker is not None else limit
+        outcome: SearchOutcome = run_search(self.store, index, encoder, query, limit=depth, filters=filters,
                                             weights=self.weights, mode=mode)
         pending = self.store.count_pending(encoder.model_key) if encoder else self.store.counts("")[1]
-        return SearchResult(outcome.hits, pending, outcome.dense_used, outcome.lexical_used)
+        hits, info = rerank_hits(ranker, query, outcome.hits, outcome.texts, self.config.rerank_k)
+        skipped = self._ranker_problem if self.config.ranker and ranker is None else (
+            info.skipped if ranker is not None else None)
+        return SearchResult(hits[:limit], pending, outcome.dense_used, outcome.lexical_used,
+                            reranked=info.k if ranker is not None else 0, rerank_skipped=skipped)
+
+    def _load_ranker(self) -> OnnxRanker | None:
+        """The configured ranker, loaded once; a broken one is reported once and left out."""
+        if not self.config.ranker:
+            return None
+        with self._index_lock:
+            if not self._ranker_loaded:
+                self._ranker_loaded = True
+                self._ranker, self._ranker_problem = load_ranker(self.config.ranker, self.config.device)
+                if self._ranker_problem:
+                    self._say(self._ranker_problem)
+        return self._ranker
 
     def refresh_from_store(self) -> None:
         """A read-only process picks up vectors the writing process has stored since."""

@@ -82,6 +82,7 @@ class SearchOutcome:
     hits: list[SearchHit]
     dense_used: bool
     lexical_used: bool
+    texts: list[str] = field(default_factory=list)  # each hit's chunk text, for a re-ranker
 
 
 def _wants(query_lower: str, words: Sequence[str]) -> bool:
@@ -170,8 +171,9 @@ def run_search(store: Store, index: VectorIndex | None, encoder: Encoder | None,
 
     ranked = sorted(candidates.values(), key=lambda c: (-c.score, c.row.chunk.path, c.row.chunk.start_line))
     ranked = _diversify(ranked, weights.same_file_penalty) if mode == "fused" else ranked
-    hits = [_to_hit(c, terms) for c in ranked[:limit]]
-    return SearchOutcome(hits=hits, dense_used=query_vec is not None, lexical_used=lexical_used)
+    top = ranked[:limit]
+    return SearchOutcome(hits=[_to_hit(c, terms) for c in top], dense_used=query_vec is not None,
+                         lexical_used=lexical_used, texts=[c.row.chunk.text for c in top])
 
 
 def _diversify(ranked: list[Candidate], penalty: float) -> list[Candidate]:

@@ -204,7 +204,7 @@ def load_encoder(
     source = resolve_model(name)
     settings = read_settings(source)
     tokenizer = AutoTokenizer.from_pretrained(source)
-    transformer = AutoModel.from_pretrained(source)
+    transformer = AutoModel.from_pretrained(source, dtype=torch.float32)  # fp16 files train in fp32
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:  # padding and truncation are set per call
         backend.no_padding()

@@ -273,11 +273,52 @@ def retriever_key(spec: str) -> str:
 
 
 def open_retriever(spec: str, device: str | None = None, batch_size: int = 64) -> TextEncoder:
-    """An exported dual encoder (onnxruntime, through the engine) or a PyTorch encoder folder."""
-    from .evaluate import open_encoder
+    """An exported dual encoder (the engine's ``OnnxEncoder``), or a PyTorch encoder folder run in
+    fp32 (no autocast, so its scores match the exported graph's up to float rounding)."""
+    if (Path(spec) / "manifest.json").is_file():
+        from codesearch.embedding import OnnxEncoder
 
-    encoder: TextEncoder = open_encoder(spec, device=device, batch_size=batch_size)
-    return encoder
+        onnx: TextEncoder = OnnxEncoder.from_folder(Path(spec), device=_onnx_device(device))
+        return onnx
+    return TorchRetriever(spec, device=device, batch_size=batch_size)
+
+
+def _onnx_device(device: str | None) -> str:
+    if device is None:
+        return "auto"
+    return "cuda" if device.startswith("cuda") else "cpu" if device == "cpu" else "auto"
+
+
+class TorchRetriever:
+    """A PyTorch encoder (``model.load_encoder``) encoding in fp32 on ``device`` (CUDA when present)."""
+
+    def __init__(self, name: str, device: str | None = None, batch_size: int = 64) -> None:
+        import torch
+
+        from .model import load_encoder
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.encoder = load_encoder(name, device=self.device).eval()
+        self.batch_size = batch_size
+
+    def _encode(self, texts: Sequence[str], prefix: str) -> FloatArray:
+        import torch
+
+        out = np.zeros((len(texts), self.encoder.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                batch = self.encoder.tokenize([prefix + texts[i] for i in idx])
+                emb = self.encoder(**{k: v.to(self.device) for k, v in batch.items()})
+                out[idx] = emb.float().cpu().numpy()
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> FloatArray:
+        return self._encode(texts, self.encoder.settings.query_prefix)
+
+    def encode_documents(self, texts: Sequence[str]) -> FloatArray:
+        return self._encode(texts, self.encoder.settings.document_prefix)
 
 
 def texts_digest(texts: Sequence[str]) -> str:

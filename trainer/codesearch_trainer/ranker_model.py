@@ -120,8 +120,10 @@ class CrossEncoder(nn.Module):
                              self.settings.query_max_length, self.input_names)
         return {k: torch.from_numpy(v) for k, v in feeds.items()}
 
-    def score(self, queries: Sequence[str] | str, documents: Sequence[str], batch_size: int = 64) -> Tensor:
-        """Scores [len(documents)] (float32, CPU), in eval mode and without gradient."""
+    def score(self, queries: Sequence[str] | str, documents: Sequence[str], batch_size: int = 64,
+              amp: bool = True) -> Tensor:
+        """Scores [len(documents)] (float32, CPU), in eval mode and without gradient; ``amp``: bf16/fp16
+        autocast on CUDA (``False`` scores in fp32, like the exported graph)."""
         device = next(self.parameters()).device
         was_training = self.training
         self.eval()
@@ -134,7 +136,10 @@ class CrossEncoder(nn.Module):
                     idx = order[start : start + batch_size]
                     batch = self.encode([per_doc[i] for i in idx], [documents[i] for i in idx])
                     batch = {k: v.to(device) for k, v in batch.items()}
-                    with autocast(device):
+                    if amp:
+                        with autocast(device):
+                            scores = self(**batch)
+                    else:
                         scores = self(**batch)
                     out[idx] = scores.float().cpu()
         finally:

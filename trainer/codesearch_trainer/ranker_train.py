@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from .data import Pair, clean_pairs, load_pairs
-from .evaluate import BeirData, load_beir, retrieval_metrics
+from .evaluate import BeirData, load_beir
 from .model import DEFAULT_MODEL, autocast
 from .ranker_data import (
     NEGATIVE_MODES,
@@ -177,67 +177,94 @@ def group_loss(scores: torch.Tensor, width: int, temperature: float) -> torch.Te
 
 @dataclass
 class RerankSet:
-    """A BEIR set ranked by the retriever: dense scores and each query's top candidates."""
+    """A BEIR set ranked once by the retriever: each query's top candidates and, for each relevant
+    document, its 1-based rank in the retriever's full ranking (re-ranking the top K moves nothing
+    below K, so these ranks are all the metrics need)."""
 
     name: str
     query_ids: list[str]
     queries: list[str]
     doc_ids: list[str]
     docs: list[str]
-    scores: np.ndarray  # [queries, documents] retriever scores
     top: np.ndarray  # [queries, depth] document columns, retriever order
-    relevance: list[dict[int, float]]
+    relevant: list[dict[int, tuple[int, float]]]  # per query: document column -> (rank, gain)
 
     def candidates(self, q: int, k: int) -> list[str]:
         return [self.docs[j] for j in self.top[q, :k].tolist()]
 
 
 def retrieve_set(data: BeirData, retriever: TextEncoder, *, key: str, depth: int = 50,
-                 cache_dir: str | Path | None = None) -> RerankSet:
+                 cache_dir: str | Path | None = None, block: int = 256) -> RerankSet:
     q_ids = list(data.queries)
     doc_ids = list(data.corpus)
     queries = [data.queries[q] for q in q_ids]
     docs = [data.corpus[d] for d in doc_ids]
     d_vecs = embed_cached(retriever, docs, kind="documents", key=key, cache_dir=cache_dir)
     q_vecs = embed_cached(retriever, queries, kind="queries", key=key, cache_dir=cache_dir)
-    scores = (q_vecs @ d_vecs.T).astype(np.float32)
     depth = min(depth, len(doc_ids))
-    part = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
-    order = np.take_along_axis(scores, part, axis=1).argsort(axis=1, kind="stable")[:, ::-1]
-    top = np.take_along_axis(part, order, axis=1)
     col = {d: i for i, d in enumerate(doc_ids)}
-    relevance = [{col[d]: s for d, s in data.qrels[q].items()} for q in q_ids]
-    return RerankSet(data.name, q_ids, queries, doc_ids, docs, scores, top, relevance)
+    tops: list[np.ndarray] = []
+    relevant: list[dict[int, tuple[int, float]]] = []
+    for start in range(0, len(q_ids), block):
+        scores = (q_vecs[start : start + block] @ d_vecs.T).astype(np.float32)
+        part = np.argpartition(-scores, depth - 1, axis=1)[:, :depth]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+        tops.append(np.take_along_axis(part, order, axis=1))
+        for row in range(scores.shape[0]):
+            rel = data.qrels[q_ids[start + row]]
+            s = scores[row]
+            relevant.append({col[d]: (1 + int((s > s[col[d]]).sum()), float(g)) for d, g in rel.items()})
+    top = np.concatenate(tops) if tops else np.zeros((0, depth), dtype=np.int64)
+    return RerankSet(data.name, q_ids, queries, doc_ids, docs, top, relevant)
 
 
-def reranked_scores(retriever_scores: np.ndarray, top: np.ndarray, ranker_scores: np.ndarray, k: int
-                    ) -> np.ndarray:
-    """A score matrix whose order is the engine's: each row's top ``k`` (retriever order in ``top``)
-    sorted by ranker score (retriever order breaks ties), all above the rest (retriever order)."""
-    out = retriever_scores.astype(np.float64, copy=True)
-    k = min(k, top.shape[1])
-    if k <= 0:
-        return out
-    base = float(np.abs(out).max()) + 1.0
-    for q in range(out.shape[0]):
-        cols = top[q, :k]
-        order = sorted(range(k), key=lambda i: (-float(ranker_scores[q, i]), i))
-        for rank, i in enumerate(order):
-            out[q, cols[i]] = base + (k - rank)
-    return out
+def reranked_ranks(rset: RerankSet, q: int, ranker_scores: np.ndarray | None, k: int
+                   ) -> dict[int, tuple[int, float]]:
+    """Ranks of query ``q``'s relevant documents after its top ``k`` are sorted by ranker score
+    (``ranker_scores[i]`` scores ``rset.top[q, i]``; retriever order breaks ties); below ``k``
+    nothing moves."""
+    rel = rset.relevant[q]
+    k = min(k, rset.top.shape[1])
+    if ranker_scores is None or k <= 1:
+        return rel
+    cols = rset.top[q, :k].tolist()
+    order = sorted(range(k), key=lambda i: (-float(ranker_scores[i]), i))
+    position = {cols[i]: r + 1 for r, i in enumerate(order)}
+    return {c: (position[c], g) if c in position else (rank, g) for c, (rank, g) in rel.items()}
+
+
+def metrics_from_ranks(ranked: Sequence[dict[int, tuple[int, float]]], ks: Sequence[int] = (1, 5, 10, 100)
+                       ) -> dict[str, float]:
+    """MRR, NDCG@10 and Recall@k (``evaluate.retrieval_metrics``' definitions) from relevant ranks."""
+    import math
+
+    names = ("mrr", "ndcg@10", *(f"recall@{k}" for k in ks))
+    if not ranked:
+        return dict.fromkeys(names, float("nan"))
+    totals = dict.fromkeys(names, 0.0)
+    for rel in ranked:
+        ranks = sorted(r for r, _ in rel.values())
+        totals["mrr"] += 1.0 / ranks[0]
+        dcg = sum(g / math.log2(r + 1) for r, g in rel.values() if r <= 10)
+        ideal = sorted((g for _, g in rel.values()), reverse=True)[:10]
+        idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+        totals["ndcg@10"] += dcg / idcg if idcg else 0.0
+        for k in ks:
+            totals[f"recall@{k}"] += sum(1 for r in ranks if r <= k) / len(ranks)
+    return {name: value / len(ranked) for name, value in totals.items()}
 
 
 def rerank_metrics(rset: RerankSet, ranker_scores: np.ndarray | None, k: int) -> dict[str, float]:
-    """MRR, NDCG@10, Recall@1/5/10/100 of the retriever alone (``ranker_scores`` None or k 0) or
-    re-ranked at ``k``; ``ranker_scores[q, i]`` scores ``rset.top[q, i]``."""
-    if ranker_scores is None or k <= 0:
-        matrix = rset.scores
-    else:
-        matrix = reranked_scores(rset.scores, rset.top, ranker_scores, k).astype(np.float32)
-    return retrieval_metrics(matrix, rset.relevance)
+    """Metrics of the retriever alone (``ranker_scores`` None or ``k`` ≤ 1) or re-ranked at ``k``;
+    ``ranker_scores[q, i]`` scores ``rset.top[q, i]``."""
+    return metrics_from_ranks([
+        reranked_ranks(rset, q, None if ranker_scores is None else ranker_scores[q], k)
+        for q in range(len(rset.query_ids))
+    ])
 
 
-def score_candidates(model: CrossEncoder, rset: RerankSet, k: int, batch_size: int = 128) -> np.ndarray:
+def score_candidates(model: CrossEncoder, rset: RerankSet, k: int, batch_size: int = 128,
+                     amp: bool = True) -> np.ndarray:
     """Ranker scores [queries, k] of each query's top ``k`` candidates."""
     k = min(k, rset.top.shape[1])
     queries: list[str] = []
@@ -245,7 +272,7 @@ def score_candidates(model: CrossEncoder, rset: RerankSet, k: int, batch_size: i
     for q in range(len(rset.queries)):
         queries += [rset.queries[q]] * k
         docs += rset.candidates(q, k)
-    flat = model.score(queries, docs, batch_size=batch_size).numpy()
+    flat = model.score(queries, docs, batch_size=batch_size, amp=amp).numpy()
     return flat.reshape(len(rset.queries), k)
 
 

@@ -218,6 +218,15 @@ def evaluate_dev(encoder: Encoder, dev: Sequence[Any], batch_size: int) -> dict[
     return {data.name: evaluate(text_encoder, data) for data in dev}
 
 
+def _weight_stats(loss_fn: nn.Module, sim: Tensor, positives: Tensor, min_weight: float) -> dict[str, float]:
+    """How far the Soft-InfoNCE weights of this batch are from InfoNCE's (all 1), for the log."""
+    assert isinstance(loss_fn, SoftInfoNCELoss)
+    w = loss_fn.weights(sim, positives)
+    neg = w.masked_select(~torch.nn.functional.one_hot(positives, w.shape[1]).bool())
+    return {"w_min": float(neg.min()), "w_max": float(neg.max()), "w_std": float(neg.std()),
+            "w_clamped": float((neg <= min_weight + 1e-6).float().mean())}
+
+
 def _copy_checkpoint(src: Path, dst: Path) -> None:
     tmp = dst.with_name(dst.name + ".tmp")
     if tmp.exists():
@@ -369,6 +378,7 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
     pairs_per_s = 0.0
     epoch = start_epoch
     stopped = False
+    weight_stats: dict[str, float] = {}
     for epoch in range(start_epoch, cfg.epochs):
         batches = epoch_batches(len(pairs), global_batch, cfg.seed, epoch)
         done_in_epoch = skip_batches if epoch == start_epoch else 0
@@ -390,6 +400,8 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
             if estimator is not None:
                 sim = estimator.similarity(q_texts, c_texts, rows=rows).to(device)
                 loss = loss_fn(q_emb, c_all, sim, positives)
+                if step % cfg.log_every == 0 or step == 0:
+                    weight_stats = _weight_stats(loss_fn, sim, positives, cfg.min_weight)
             else:
                 loss = loss_fn(q_emb, c_all, positives)
             optimizer.zero_grad(set_to_none=True)
@@ -418,6 +430,7 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
                     "type": "train", "step": step, "epoch": epoch + 1, "loss": loss_value,
                     "loss_ema": loss_ema, "lr": scheduler.get_last_lr()[0], "pairs_per_s": pairs_per_s,
                     "elapsed_s": time.perf_counter() - started, "global_batch": global_batch,
+                    **weight_stats,
                 })
         else:
             stopped = step >= total_steps

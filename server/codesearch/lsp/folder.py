@@ -30,7 +30,7 @@ from ..watcher import Batch, Coalescer
 
 log = logging.getLogger(__name__)
 
-READ_ONLY_REFRESH_S = 3.0
+READ_ONLY_REFRESH_S = 2.0
 VISIBLE_EMBED_THRESHOLD = 256  # an incremental update shows progress only when it embeds this many chunks
 
 

@@ -182,6 +182,16 @@ def parse_search_params(params: Any) -> dict[str, Any]:
             "path_glob": path_glob or None, "folder": folder or None}
 
 
+def under_folder(prefix: str, path_glob: str | None) -> str:
+    """A path glob anchored below ``prefix`` (a folder relative to the workspace folder)."""
+    if not path_glob:
+        return f"{prefix}/**"
+    glob = path_glob.strip().lstrip("/")
+    if glob.endswith("/"):
+        glob += "**"
+    return f"{prefix}/{glob}" if "/" in glob else f"{prefix}/**/{glob}"
+
+
 # progress ---------------------------------------------------------------------------------------------
 @attrs.define
 class _ProgressTracker:
@@ -283,8 +293,8 @@ class CodesearchLanguageServer(LanguageServer):
         return bool(window and window.work_done_progress)
 
     def _on_progress(self, folder: FolderIndexer, progress: Progress) -> None:
-        if not self._client_has_progress() or folder.root not in self.folders:
-            return
+        if not self._client_has_progress() or self.folders.get(folder.root) is not folder:
+            return  # no progress support, or a folder removed or restarted since
         tracker = self._trackers.get(folder.root)
         if tracker is None or tracker.ended:
             tracker = _ProgressTracker(token=f"codesearch-index-{os.getpid()}-{next(self._token_ids)}", folder=folder)
@@ -332,7 +342,7 @@ class CodesearchLanguageServer(LanguageServer):
 
     def _on_idle(self, folder: FolderIndexer) -> None:
         tracker = self._trackers.get(folder.root)
-        if tracker is None or tracker.ended:
+        if tracker is None or tracker.ended or tracker.folder is not folder:
             return
         tracker.ended = True
         if tracker.begun and not tracker.dead:
@@ -535,10 +545,7 @@ class CodesearchLanguageServer(LanguageServer):
                 raise _invalid(f"folder {folder!r} is not one of this workspace's folders or inside one")
             targets = [found]
             if prefix:  # a folder inside a workspace folder: search below it
-                if not path_glob:
-                    path_glob = f"{prefix}/"
-                else:
-                    path_glob = f"{prefix}/{path_glob}" if "/" in path_glob else f"{prefix}/**/{path_glob}"
+                path_glob = under_folder(prefix, path_glob)
         else:
             targets = list(self.folders.values())
         if not targets:
@@ -656,20 +663,23 @@ def create_server() -> CodesearchLanguageServer:
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(ls: CodesearchLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+        batches: dict[Path, tuple[FolderIndexer, list[str], list[bool]]] = {}
         for change in params.changes:
             path = uri_to_path(change.uri)
-            if path is None:
-                continue
-            folder = ls.folder_for(path)
-            if folder is None:
+            folder = ls.folder_for(path) if path is not None else None
+            if path is None or folder is None:
                 continue
             rel = path.relative_to(folder.root).as_posix() if path != folder.root else ""
             path_filter = ls.filters.get(folder.root)
             if not rel or (path_filter is not None and not path_filter.wanted(rel)):
                 continue
+            _, rels, full = batches.setdefault(folder.root, (folder, [], [False]))
+            rels.append(rel)
             # a deleted folder arrives as one event for the folder: re-check everything
-            gone_folder = change.type == types.FileChangeType.Deleted and not path.suffix and not is_ignore_file(rel)
-            folder.notify_paths([rel], full=gone_folder)
+            if change.type == types.FileChangeType.Deleted and not path.suffix and not is_ignore_file(rel):
+                full[0] = True
+        for folder, rels, full in batches.values():
+            folder.notify_paths(rels, full=full[0])
 
     def _overlay(ls: CodesearchLanguageServer, uri: str, text: str | None) -> None:
         path = uri_to_path(uri) if uri.startswith("file:") else None
