@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     DEFAULT_WORK_DIR,
     REPO,
     CachingEncoder,
@@ -365,7 +365,7 @@ def run_sweep(prep: Prepared, grid: list[tuple[str, dict[str, float]]]) -> dict[
     from codesearch.search import run_search
 
     engine = prep.engine
-    index = engine._vector_index()  # noqa: SLF001 - the bench calls run_search directly
+    index = engine._vector_index()
     encoder = engine.encoder
     variants = [(label, make_weights(w)) for label, w in grid]
     per_query: dict[str, list[dict[str, float]]] = {label: [] for label, _ in variants}
@@ -443,7 +443,8 @@ def log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="*", help="folders under --data-root, e.g. fresh/python/dev")
-    parser.add_argument("--dev", action="store_true", help=f"add the dev sets used for selection: {', '.join(DEV_SETS)}")
+    parser.add_argument("--dev", action="store_true",
+                        help=f"add the dev sets used for selection: {', '.join(DEV_SETS)}")
     parser.add_argument("--test", action="store_true", help=f"add the test sets: {', '.join(TEST_SETS)}")
     parser.add_argument("--data-root", type=Path, default=DATA_ROOT)
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
@@ -560,19 +561,19 @@ def print_report(report: dict[str, Any], modes: list[str]) -> None:
               f"{e['ms_per_query']}\n")
         rows = [[mode] + [e["modes"][mode][k] for k in METRIC_KEYS] for mode in e["modes"]]
         rows.append(["BM25 (data README, full corpus)", e["bm25_mrr_readme"], None, None, None, None, None])
-        print(table(["mode"] + METRIC_HEAD, rows))
+        print(table(["mode", *METRIC_HEAD], rows))
     print("\n## summary (MRR)\n")
     cols = [m for m in ("dense", "lexical", "fused", "rrf (bench-side)") if any(
         m in e["modes"] for e in report["datasets"].values())]
     rows = [[name, e["split"], e["docs"], e["queries"], e["bm25_mrr_readme"]]
             + [e["modes"].get(c, {}).get("mrr") for c in cols] for name, e in report["datasets"].items()]
-    print(table(["set", "split", "docs", "queries", "BM25 (README)"] + cols, rows))
+    print(table(["set", "split", "docs", "queries", "BM25 (README)", *cols], rows))
     if "sweep" in report:
         names = list(report["sweep"]["results"])
         print(f"\n## sweep (fused MRR on dev sets; sorted by mean MRR over {len(names)} sets)\n")
         rows = [[r["variant"], r["mean_mrr"], r["mean_ndcg@10"]] + [r["mrr"][n] for n in names]
                 for r in report["sweep"]["summary"]]
-        print(table(["variant", "mean MRR", "mean NDCG@10"] + names, rows))
+        print(table(["variant", "mean MRR", "mean NDCG@10", *names], rows))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
+from common import (
     DEFAULT_WORK_DIR,
     RssSampler,
     Stopwatch,
@@ -216,7 +216,8 @@ def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int, str
 def edit_file(path: Path, n: int) -> None:
     """A real edit: append a new function (changes size and content)."""
     with open(path, "a", encoding="utf-8") as handle:
-        handle.write(f"\n\ndef _bench_incremental_edit_{n}(value):\n    \"\"\"Return value doubled (bench edit {n}).\"\"\"\n"
+        handle.write(f"\n\ndef _bench_incremental_edit_{n}(value):\n"
+                     f"    \"\"\"Return value doubled (bench edit {n}).\"\"\"\n"
                      f"    return value * 2 + {n}\n")
 
 
@@ -271,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     status = engine.status()
     counts = chunk_counts(engine)
     report["sync_full"] = {"seconds": round(sync_s, 2), "files": status.files, "chunks": status.chunks,
-                           "files_per_s": round(status.files / sync_s, 1), "chunks_per_s": round(status.chunks / sync_s, 1),
+                           "files_per_s": round(status.files / sync_s, 1),
+                           "chunks_per_s": round(status.chunks / sync_s, 1),
                            "skipped": len(sync.skipped), "parse_failures": len(status.parse_failures),
                            "peak_rss_mb": round(rss.peak / 2**20, 1)}
     log(f"  sync: {status.files} files, {status.chunks} chunks in {sync_s:.1f}s")
@@ -288,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         edit_file(edited_full, 1)
         clock = Stopwatch()
         inc = engine.sync()
-        report["incremental_sync_full"] = {"seconds": round(clock.elapsed, 3), "file": str(edited_full.relative_to(full_root)),
+        report["incremental_sync_full"] = {"seconds": round(clock.elapsed, 3),
+                                           "file": str(edited_full.relative_to(full_root)),
                                            "updated": inc.updated, "unchanged": inc.unchanged}
     finally:
         edited_full.write_bytes(original_full)
@@ -306,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     model_load_s = clock.elapsed
     with RssSampler() as rss:
         clock = Stopwatch()
-        sub_sync = engine.sync()
+        engine.sync()
         sub_sync_s = clock.elapsed
         last = [0.0]
 
@@ -343,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4. no-op and incremental updates on the subset ----------------------------------------------------
     clock = Stopwatch()
-    noop_sync, noop_emb = engine.update()
+    _, noop_emb = engine.update()
     report["noop_update_subset"] = {"seconds": round(clock.elapsed, 3), "embedded": noop_emb.embedded}
     sub_counts = chunk_counts(engine)
     target = sub_root / sorted(sub_counts, key=lambda p: (-sub_counts[p], p))[len(sub_counts) // 2]
@@ -384,14 +387,14 @@ def main(argv: list[str] | None = None) -> int:
     cold = []
     for i in range(args.cold_runs):
         q = nl[(i * 7) % len(nl)]
-        wall, rc, child_rss, out = run_child(cmd + ["search", q, "--path", str(sub_root), "--no-wait", "--json"], env)
+        wall, rc, child_rss, out = run_child([*cmd, "search", q, "--path", str(sub_root), "--no-wait", "--json"], env)
         hits = len(json.loads(out)) if rc == 0 and out.strip().startswith("[") else 0
         cold.append({"query": q, "seconds": round(wall, 3), "rc": rc, "hits": hits,
                      "peak_rss_mb": round(child_rss / 2**20, 1)})
     imports = [run_child([sys.executable, "-c", "import codesearch.cli"], env)[0] for _ in range(args.cold_runs)]
     onnx = [run_child([sys.executable, "-c", "import onnxruntime"], env)[0] for _ in range(args.cold_runs)]
     report["cold_start"] = {
-        "command": " ".join(cmd + ["search", "QUERY", "--path", str(sub_root), "--no-wait", "--json"]),
+        "command": " ".join([*cmd, "search", "QUERY", "--path", str(sub_root), "--no-wait", "--json"]),
         "runs": cold, "median_s": round(median([c["seconds"] for c in cold]), 3),
         "min_s": round(min(c["seconds"] for c in cold), 3), "max_s": round(max(c["seconds"] for c in cold), 3),
         "import_codesearch_cli_median_s": round(median(imports), 3),
@@ -444,10 +447,12 @@ def print_report(r: dict[str, Any]) -> None:
          f"p99 {lf['all']['p99_ms']} ms; NL p50/p99 {lf['nl']['p50_ms']}/{lf['nl']['p99_ms']} ms; identifiers "
          f"{lf['identifier']['p50_ms']}/{lf['identifier']['p99_ms']} ms; first query {lf['first_query_ms']} ms; "
          f"peak RSS {lf['peak_rss_mb']} MB"],
-        [f"query latency lexical-only, full tree, {lx['n']} queries", f"p50 {lx['p50_ms']} ms", f"p99 {lx['p99_ms']} ms"],
+        [f"query latency lexical-only, full tree, {lx['n']} queries", f"p50 {lx['p50_ms']} ms",
+         f"p99 {lx['p99_ms']} ms"],
         [f"cold start, `codesearch search --no-wait --json`, {len(c['runs'])} runs", f"median {c['median_s']:.2f} s",
          f"min {c['min_s']:.2f}, max {c['max_s']:.2f} s; child peak RSS "
-         f"{median([x['peak_rss_mb'] for x in c['runs']])} MB; `import codesearch.cli` alone {c['import_codesearch_cli_median_s']:.2f} s, "
+         f"{median([x['peak_rss_mb'] for x in c['runs']])} MB; `import codesearch.cli` alone "
+         f"{c['import_codesearch_cli_median_s']:.2f} s, "
          f"`import onnxruntime` alone {c['import_onnxruntime_median_s']:.2f} s"],
     ]
     print()

@@ -9,4 +9,8 @@ if ! command -v nvim >/dev/null 2>&1; then
     || echo "warning: could not install neovim; its test will be skipped" >&2
 fi
 export CODESEARCH_CACHE_DIR="${CODESEARCH_CACHE_DIR:-$HOME/.cache/codesearch-tests}"
+if [ "$#" -eq 0 ]; then
+  # The VS Code extension's own unit tests (vitest, fake vscode module).
+  (cd extension && npm ci --no-audit --no-fund --loglevel=error && npm test --silent)
+fi
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

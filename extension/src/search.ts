@@ -115,7 +115,7 @@ export class SearchPicker implements vscode.Disposable {
     qp.placeholder = 'Describe what the code does, e.g. "parse the config file"';
     qp.matchOnDescription = false;
     qp.matchOnDetail = false;
-    qp.ignoreFocusOut = true;
+    qp.ignoreFocusOut = false;
 
     this.runner = new LatestOnlySearch<string, SearchResponse>({
       delayMs: options.debounceMs ?? DEFAULT_DEBOUNCE_MS,

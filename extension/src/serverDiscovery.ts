@@ -175,9 +175,9 @@ export function notFoundMessage(attempts: Attempt[]): string {
   return (
     'Code Search: the codesearch-ls language server was not found' +
     (tried ? ` (tried ${tried})` : '') +
-    '. Install it with `pip install codesearch` (or `pipx install codesearch`), ' +
-    'then set "codesearch.serverPath" to the codesearch-ls executable or "codesearch.interpreter" ' +
-    'to a Python that has it installed.'
+    '. Install the codesearch Python package, which provides it ("pip install <path to a codesearch ' +
+    'checkout>", or scripts/setup.sh inside the checkout), then set "codesearch.serverPath" to the ' +
+    'codesearch-ls executable or "codesearch.interpreter" to a Python that has the package installed.'
   );
 }
 

@@ -137,7 +137,7 @@ describe('discoverServer', () => {
     expect(r.attempts.map((a) => a.source)).toEqual(['serverPath', 'interpreter', 'pythonExtension', 'path']);
     expect(r.attempts.every((a) => !a.ok)).toBe(true);
     const msg = notFoundMessage(r.attempts);
-    expect(msg).toContain('pip install codesearch');
+    expect(msg).toContain('pip install');
     expect(msg).toContain('codesearch.serverPath');
     expect(describeAttempts(r.attempts)).toHaveLength(4);
     expect(describeAttempts(r.attempts)[3]).toContain('not found on PATH');

@@ -27,6 +27,7 @@ from ..engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceB
 from ..indexer import Progress
 from ..types import Encoder
 from ..watcher import Batch, Coalescer
+from .encoders import SharedEncoder
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +85,15 @@ class _Work:
 
 class FolderIndexer:
     def __init__(self, root: Path, config: EngineConfig, listener: FolderListener, *,
-                 encoder: Encoder | None = None, quiet_s: float = 0.3, max_delay_s: float = 2.0) -> None:
+                 encoder: Encoder | None = None, shared: SharedEncoder | None = None,
+                 quiet_s: float = 0.3, max_delay_s: float = 2.0) -> None:
         self.root = Path(root).resolve()
         self.name = self.root.name or str(self.root)
         self.config = config
         self.listener = listener
         self.engine: Engine | None = None
-        self._encoder = encoder
+        self._encoder = encoder  # a fixed encoder (tests), handed to the engine as it is
+        self._shared = shared  # else the server's model, loaded once, attached when it is ready
         self._cond = threading.Condition()
         self._work = _Work(full=True)
         self._stop = threading.Event()
@@ -352,7 +355,12 @@ class FolderIndexer:
         if not engine.encoder_loaded:
             self._set_state("indexing", "loading the model")
         try:
-            _ = engine.encoder
+            if self._shared is not None:
+                if not engine.encoder_loaded:
+                    self._shared.load(lambda m: self._say(f"codesearch: {m}"))
+                    engine.set_encoder(self._shared)
+            else:
+                _ = engine.encoder
         except EngineError as exc:
             self._encoder_failed = True
             self._say(f"codesearch: the model could not be loaded: {exc}; searching by keywords only",

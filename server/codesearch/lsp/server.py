@@ -31,6 +31,7 @@ from ..engine import EngineError, SearchResult
 from ..indexer import Progress
 from ..types import SearchHit
 from ..watcher import Batch, FolderWatcher, PathFilter, is_ignore_file
+from .encoders import SharedEncoder
 from .folder import FolderIndexer, FolderSnapshot
 from .settings import Settings, parse_settings
 from .testing import encoder_from_env
@@ -233,6 +234,7 @@ class CodesearchLanguageServer(LanguageServer):
         self.initial_folders: list[Path] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.encoder = encoder_from_env()
+        self.shared_encoder: SharedEncoder | None = None
         self._trackers: dict[Path, _ProgressTracker] = {}
         self._tokens: dict[str, _ProgressTracker] = {}
         self._token_ids = itertools.count(1)
@@ -450,7 +452,13 @@ class CodesearchLanguageServer(LanguageServer):
         root = root.resolve()
         if root in self.folders:
             return
-        folder = FolderIndexer(root, self.settings.engine_config(), self, encoder=self.encoder)
+        config = self.settings.engine_config()
+        shared = None
+        if self.encoder is None:
+            shared = self.shared_encoder
+            if shared is None or (shared.config.model, shared.config.device) != (config.model, config.device):
+                shared = self.shared_encoder = SharedEncoder(config)
+        folder = FolderIndexer(root, config, self, encoder=self.encoder, shared=shared)
         self.folders[root] = folder
         self.filters[root] = PathFilter(root, self.settings.engine_config().walk_options())
         folder.start()

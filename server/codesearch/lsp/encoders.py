@@ -1,0 +1,75 @@
+"""The model as the language server runs it: loaded once, shared by every folder, queries apart.
+
+``OnnxEncoder`` runs one call at a time (a lock around tokenising and the ONNX session), so a
+search's query would wait behind a whole batch of documents being embedded: seconds on a CPU,
+while the server promises answers within tens of milliseconds during indexing.  This keeps two
+encoders of the same model, one for documents and one for queries, both made by the engine's own
+``load_onnx_encoder``; a query then only shares the CPU with the batch, never a lock.  It also
+loads the model once for all workspace folders instead of once per folder.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+from ..engine import EngineConfig, load_onnx_encoder
+from ..manifest import ModelManifest
+from ..types import Encoder, Vectors
+
+
+class SharedEncoder:
+    """An :class:`~codesearch.types.Encoder` whose ONNX sessions load on :meth:`load`."""
+
+    def __init__(self, config: EngineConfig, loader: Callable[..., Encoder] = load_onnx_encoder) -> None:
+        self.config = config
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._documents: Encoder | None = None
+        self._queries: Encoder | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._queries is not None
+
+    def load(self, on_status: Callable[[str], None] | None = None) -> None:
+        """Load (exporting the model once if needed); raises ``EngineError``. Blocking."""
+        with self._lock:
+            if self._queries is not None:
+                return
+            documents = self._loader(self.config, on_status)
+            self._documents = documents
+            self._queries = self._loader(self.config)  # the export is cached by now: quick
+
+    def _docs(self) -> Encoder:
+        if self._documents is None:
+            raise RuntimeError("the model is not loaded yet")
+        return self._documents
+
+    @property
+    def manifest(self) -> ModelManifest | None:
+        return getattr(self._documents, "manifest", None)
+
+    @property
+    def dimension(self) -> int:
+        return self._docs().dimension
+
+    @property
+    def model_key(self) -> str:
+        return self._docs().model_key
+
+    @property
+    def provider(self) -> str:
+        return self._docs().provider
+
+    @property
+    def provider_reason(self) -> str:
+        return str(getattr(self._documents, "provider_reason", ""))
+
+    def encode_documents(self, texts: Sequence[str]) -> Vectors:
+        return self._docs().encode_documents(texts)
+
+    def encode_queries(self, texts: Sequence[str]) -> Vectors:
+        if self._queries is None:
+            raise RuntimeError("the model is not loaded yet")
+        return self._queries.encode_queries(texts)
