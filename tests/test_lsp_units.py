@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from codesearch.lsp.__main__ import parse_args
 from codesearch.lsp.server import hit_json, hit_symbol, parse_search_params, under_folder
 from codesearch.lsp.settings import Settings, parse_settings
-from codesearch.types import SearchHit
+from codesearch.types import SearchHit, Vectors
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
@@ -102,3 +103,50 @@ def test_server_imports_no_torch() -> None:
     out = subprocess.run([sys.executable, "-m", "codesearch.lsp", "--version"], capture_output=True, text=True,
                          check=True)
     assert out.stdout.startswith("codesearch-ls ")
+
+
+def test_shared_encoder_answers_queries_while_documents_embed() -> None:
+    import threading
+    import time
+
+    from codesearch.engine import EngineConfig
+    from codesearch.lsp.encoders import SharedEncoder
+    from codesearch.lsp.testing import FakeEncoder
+
+    class Serialized(FakeEncoder):
+        """Like OnnxEncoder: one call at a time."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.lock = threading.Lock()
+
+        def encode_documents(self, texts: Sequence[str]) -> Vectors:
+            with self.lock:
+                time.sleep(1.5)
+                return super().encode_documents(texts)
+
+        def encode_queries(self, texts: Sequence[str]) -> Vectors:
+            with self.lock:
+                return super().encode_queries(texts)
+
+    made: list[object] = []
+
+    def loader(config: EngineConfig, on_status: object = None) -> Serialized:
+        made.append(on_status)
+        return Serialized()
+
+    shared = SharedEncoder(EngineConfig(), loader=loader)
+    assert not shared.loaded and shared.manifest is None
+    with pytest.raises(RuntimeError):
+        shared.encode_queries(["x"])
+    shared.load(print)
+    shared.load(print)
+    assert shared.loaded and made == [print, None]  # two encoders, loaded once
+    assert (shared.dimension, shared.model_key, shared.provider) == (64, "fake-1", "CPUExecutionProvider")
+    embedding = threading.Thread(target=shared.encode_documents, args=(["def f(): pass"] * 64,))
+    embedding.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert shared.encode_queries(["retry after"]).shape == (1, 64)
+    assert time.monotonic() - started < 0.5  # did not wait for the batch
+    embedding.join()

@@ -143,6 +143,12 @@ def make_fixture_repo(root: Path) -> Path:
         '    def short(self):\n        """Too short."""\n        return 1\n',
         encoding="utf-8",
     )
+    body = "".join(f"    total += {i} * x\n" for i in range(120))
+    (root / "pkg" / "long.py").write_text(
+        'def long_sum(x):\n    """Add up many multiples of x in one long function."""\n'
+        f"    total = 0\n{body}    return total\n",
+        encoding="utf-8",
+    )
     (root / "web").mkdir()
     (root / "web" / "retry.js").write_text(
         "/**\n * Retry an async operation with exponential backoff.\n * @param {Function} op\n */\n"
@@ -170,6 +176,9 @@ def test_from_workspace_mining(tmp_path: Path) -> None:
     assert "Too short." not in by_query  # fewer than three words
     assert all("hidden" not in p.code for p in pairs)
     assert all("undocumented" not in p.code for p in pairs)
+    long = by_query["Add up many multiples of x in one long function."]  # split by the chunker, rejoined
+    assert long.code.startswith("def long_sum(x):") and long.code.count("total +=") == 120
+    assert long.code.rstrip().endswith("return total")
     try:
         import codesearch.chunking  # noqa: F401
     except ImportError:

@@ -72,6 +72,7 @@ def test_tiny_bert_trains_and_loss_goes_down(tiny: Path, tmp_path: Path) -> None
     assert result.best_epoch == 4  # no dev data: the last checkpoint
     saved = json.loads((out / "best" / TRAINER_CONFIG).read_text())
     assert saved["pooling"] == "mean" and saved["normalize"] is True
+    assert saved["max_length"] == 128  # the model's own limit: --max-length 32 only truncated batches
     assert saved["training"]["loss"] == "infonce" and saved["training"]["step"] == 48
     enc = load_encoder(out / "best")
     assert enc.encode(["read the file"]).shape == (1, 32)

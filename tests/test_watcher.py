@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -92,12 +93,12 @@ def test_path_filter_uses_the_engine_ignore_rules(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def watched(tmp_path: Path) -> tuple[Path, Batches, FolderWatcher]:
+def watched(tmp_path: Path) -> Iterator[tuple[Path, Batches, FolderWatcher]]:
     root = make_repo(tmp_path / "repo")
     got = Batches()
     watcher = FolderWatcher(root, got, quiet_s=0.2, max_delay_s=2.0)
     watcher.start()
-    yield root, got, watcher  # type: ignore[misc]
+    yield root, got, watcher
     watcher.stop()
 
 

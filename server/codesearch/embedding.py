@@ -177,17 +177,22 @@ class OnnxEncoder:
         return batches
 
     def _feeds(self, encodings: list[Any]) -> dict[str, np.ndarray]:
-        longest = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), longest), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        types = np.zeros_like(ids)
-        for row, enc in enumerate(encodings):
-            n = len(enc.ids)
-            ids[row, :n] = enc.ids
-            mask[row, :n] = 1
-            types[row, :n] = enc.type_ids
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        return {name: feeds[name] for name in self.manifest.inputs}
+        return pad_encodings(encodings, self.manifest.inputs)
+
+
+def pad_encodings(encodings: Sequence[Any], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Dynamic padding of `tokenizers` encodings to the longest one, with an attention mask."""
+    longest = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), longest), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    for row, enc in enumerate(encodings):
+        n = len(enc.ids)
+        ids[row, :n] = enc.ids
+        mask[row, :n] = 1
+        types[row, :n] = enc.type_ids
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    return {name: feeds[name] for name in names}
 
 
 def default_threads() -> int | None:

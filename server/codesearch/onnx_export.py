@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .embedding import pad_encodings
 from .manifest import ModelManifest, file_sha256
 
 if TYPE_CHECKING:
@@ -160,18 +161,7 @@ def batch_inputs(tokenizer: Any, texts: list[str], max_length: int, names: tuple
                  ) -> dict[str, np.ndarray]:
     """Dynamic padding to the longest text in the batch, with an attention mask."""
     tokenizer.enable_truncation(max_length)
-    encodings = tokenizer.encode_batch(texts)
-    longest = max(len(e.ids) for e in encodings)
-    ids = np.zeros((len(texts), longest), dtype=np.int64)
-    mask = np.zeros_like(ids)
-    types = np.zeros_like(ids)
-    for row, enc in enumerate(encodings):
-        n = len(enc.ids)
-        ids[row, :n] = enc.ids
-        mask[row, :n] = 1
-        types[row, :n] = enc.type_ids
-    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-    return {name: feeds[name] for name in names}
+    return pad_encodings(tokenizer.encode_batch(texts), names)
 
 
 def export_encoder(

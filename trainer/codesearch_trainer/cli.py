@@ -162,10 +162,10 @@ def export(checkpoint: str, out: str, fp16: bool, int8: bool, max_length: int | 
         manifest = export_checkpoint(checkpoint, out, fp16=fp16, max_length=max_length, model_id=model_id)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
-    validation = manifest.extra.get("validation") if hasattr(manifest, "extra") else None
+    parity = manifest.extra.get("parity_min_cosine")
     click.echo(f"exported {checkpoint} → {out} (dimension {manifest.dimension}, max_length "
                f"{manifest.max_length}, {manifest.precision}); validated against PyTorch"
-               + (f": {json.dumps(validation)}" if validation else ""))
+               + (f": minimum cosine {parity}" if parity is not None else ""))
     if int8:
         report = quantize_int8(out, checkpoint)
         click.echo(

@@ -383,8 +383,26 @@ def _engine_defs(root: Path, engine: Any) -> Iterator[tuple[str, str, list[tuple
         except (OSError, UnicodeDecodeError):
             continue
         chunked = chunking.chunk_file(source.path, text, source.language)
-        defs = [(c.start_line, c.text) for c in chunked.chunks if c.kind in DEF_KINDS and c.part == 0]
-        yield source.language, text, defs
+        yield source.language, text, _whole_definitions(chunked.chunks, text)
+
+
+def _whole_definitions(chunks: Iterable[Any], text: str) -> list[tuple[int, str]]:
+    """(first line, text) of each function/method; a long one the chunker split into windows
+    (``part`` 1, 2, …) is put back together from the file's lines."""
+    lines = text.splitlines(keepends=True)
+    defs: list[tuple[int, str]] = []
+    split: dict[tuple[str, str, str], list[int]] = {}
+    for c in chunks:
+        if c.kind not in DEF_KINDS:
+            continue
+        if c.part == 0:
+            defs.append((c.start_line, c.text))
+        else:
+            span = split.setdefault((c.kind, c.container, c.symbol), [c.start_line, c.end_line])
+            span[0], span[1] = min(span[0], c.start_line), max(span[1], c.end_line)
+    for start, end in split.values():
+        defs.append((start, "".join(lines[start - 1 : end])))
+    return sorted(defs)
 
 
 _SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache__", "build", "dist"}

@@ -146,8 +146,10 @@ class Encoder(nn.Module):
         max_length: int | None = None,
         batch_size: int = 64,
         prefix: str = "",
+        amp: bool = False,
     ) -> Tensor:
-        """Embeddings [len(texts), dim] (float32, on CPU), in eval mode and without gradient."""
+        """Embeddings [len(texts), dim] (float32, on CPU), in eval mode and without gradient;
+        computed in fp32 unless ``amp`` (bf16/fp16 autocast on CUDA)."""
         device = next(self.parameters()).device
         was_training = self.training
         self.eval()
@@ -159,7 +161,7 @@ class Encoder(nn.Module):
                     idx = order[start : start + batch_size]
                     batch = self.tokenize([prefix + texts[i] for i in idx], max_length)
                     batch = {k: v.to(device) for k, v in batch.items()}
-                    with autocast(device):
+                    with autocast(device, enabled=amp):
                         emb = self(**batch)
                     out[idx] = emb.float().cpu()
         finally:
@@ -171,9 +173,9 @@ class Encoder(nn.Module):
         save_encoder_files(self.transformer, self.tokenizer, self.settings, Path(folder), extra)
 
 
-def autocast(device: torch.device) -> Any:
-    """bf16 autocast on CUDA when supported (fp16 otherwise); a no-op on CPU."""
-    if device.type == "cuda":
+def autocast(device: torch.device, enabled: bool = True) -> Any:
+    """bf16 autocast on CUDA when supported (fp16 otherwise); a no-op on CPU or when disabled."""
+    if enabled and device.type == "cuda":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
     return torch.autocast("cpu", enabled=False)

@@ -37,7 +37,7 @@ from .distributed import (
 )
 from .estimators import PAPER_DEFAULTS, Estimator, build_estimator
 from .losses import DEFAULT_MIN_WEIGHT, DEFAULT_SCALE, InfoNCELoss, SoftInfoNCELoss
-from .model import DEFAULT_MODEL, TRAINER_CONFIG, Encoder, autocast, load_encoder
+from .model import DEFAULT_MODEL, TRAINER_CONFIG, Encoder, autocast, load_encoder, read_settings, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -275,8 +275,10 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
 
     # --- model, loss, estimator
     resume_from = find_resume(cfg.resume) if cfg.resume else None
-    encoder = load_encoder(str(resume_from) if resume_from else cfg.model, device=device,
-                           max_length=max(cfg.max_length, cfg.query_max_length))
+    source = str(resume_from) if resume_from else cfg.model
+    # the training lengths only truncate batches: the model keeps its own limit unless they exceed it
+    own_limit = read_settings(resolve_model(source)).max_length
+    encoder = load_encoder(source, device=device, max_length=max(own_limit, cfg.max_length, cfg.query_max_length))
     loss_fn: nn.Module
     estimator: Estimator | None = None
     alpha = beta = t = None
@@ -400,7 +402,7 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
             if estimator is not None:
                 sim = estimator.similarity(q_texts, c_texts, rows=rows).to(device)
                 loss = loss_fn(q_emb, c_all, sim, positives)
-                if step % cfg.log_every == 0 or step == 0:
+                if (step + 1) % cfg.log_every == 0 or step == 0:
                     weight_stats = _weight_stats(loss_fn, sim, positives, cfg.min_weight)
             else:
                 loss = loss_fn(q_emb, c_all, positives)
