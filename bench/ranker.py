@@ -130,7 +130,8 @@ def cmd_score(args: argparse.Namespace) -> None:
 
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
         model = load_cross_encoder(args.checkpoint, device=device)
-        engine = f"pytorch on {device} ({'bf16 autocast' if args.amp else 'fp32'})"
+        amp = device.startswith("cuda") and not args.fp32
+        engine = f"pytorch on {device} ({'bf16 autocast' if amp else 'fp32'})"
     else:
         from codesearch.ranker import OnnxRanker
 
@@ -141,20 +142,36 @@ def cmd_score(args: argparse.Namespace) -> None:
     for name in meta["sets"]:
         rset = load_set(work, name, Path(args.data_root))
         t0 = time.perf_counter()
+        rows = list(range(len(rset.queries)))
+        if args.max_queries is not None and args.max_queries < len(rows):
+            rows = sorted(random.Random(args.seed).sample(rows, args.max_queries))
+        depth_here = min(depth, rset.top.shape[1])
+        scores = np.full((len(rset.queries), depth_here), np.nan, dtype=np.float32)
         if model is not None:
             from codesearch_trainer.ranker_train import score_candidates
 
-            scores = score_candidates(model, rset, depth, batch_size=args.batch_size, amp=args.amp)
+            scores[rows] = score_candidates(model, subset(rset, rows), depth_here, batch_size=args.batch_size,
+                                            amp=amp)
         else:
-            scores = np.stack([ranker.score(rset.queries[q], rset.candidates(q, depth))
-                               for q in range(len(rset.queries))])
+            for q in rows:
+                scores[q] = ranker.score(rset.queries[q], rset.candidates(q, depth_here))
         np.save(out_dir / f"{slug(name)}.npy", scores.astype(np.float32))
-        info["sets"][name] = {"pairs": int(scores.size), "seconds": time.perf_counter() - t0}
-        print(f"{args.name} on {name}: {scores.size} pairs in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        pairs = len(rows) * depth_here
+        info["sets"][name] = {"pairs": pairs, "queries": len(rows), "seconds": time.perf_counter() - t0}
+        print(f"{args.name} on {name}: {pairs} pairs in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
         _write_json(out_dir / "info.json", info)
 
 
+def subset(rset: Any, rows: list[int]) -> Any:
+    """The same retrieval restricted to the queries ``rows``."""
+    from codesearch_trainer.ranker_train import RerankSet
+
+    return RerankSet(rset.name, [rset.query_ids[q] for q in rows], [rset.queries[q] for q in rows], rset.doc_ids,
+                     rset.docs, rset.top[rows], [rset.relevant[q] for q in rows])
+
+
 def cmd_quality(args: argparse.Namespace) -> None:
+    """Metrics on the queries every listed ranker scored (all of them unless ``score --max-queries``)."""
     from codesearch_trainer.ranker_train import rerank_metrics
 
     work = Path(args.work)
@@ -162,14 +179,18 @@ def cmd_quality(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {"ks": list(args.ks), "sets": {}}
     for name, info in meta["sets"].items():
         rset = load_set(work, name, Path(args.data_root))
-        row: dict[str, Any] = {"queries": info["queries"], "documents": info["documents"],
-                               "retriever": rerank_metrics(rset, None, 0)}
-        for ranker_name in args.names:
-            path = work / "scores" / ranker_name / f"{slug(name)}.npy"
-            if not path.is_file():
-                continue
-            scores = np.load(path)
-            row[ranker_name] = {str(k): rerank_metrics(rset, scores, k) for k in args.ks if k <= scores.shape[1]}
+        found = {n: np.load(p) for n in args.names
+                 if (p := work / "scores" / n / f"{slug(name)}.npy").is_file()}
+        scored = np.ones(len(rset.queries), dtype=bool)
+        for scores in found.values():
+            scored &= ~np.isnan(scores).any(axis=1)
+        rows = np.flatnonzero(scored).tolist()
+        part = subset(rset, rows)
+        row: dict[str, Any] = {"queries": len(rows), "queries_total": info["queries"],
+                               "documents": info["documents"], "retriever": rerank_metrics(part, None, 0)}
+        for ranker_name, scores in found.items():
+            row[ranker_name] = {str(k): rerank_metrics(part, scores[rows], k) for k in args.ks
+                                if k <= scores.shape[1]}
         results["sets"][name] = row
     _write_json(work / "quality.json", results)
     print(json.dumps(results, indent=1)[:4000])
@@ -334,7 +355,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--depth", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--amp", action="store_true", help="bf16 autocast for PyTorch scoring (default fp32).")
+    p.add_argument("--fp32", action="store_true",
+                   help="Score in fp32 on CUDA too (default there: bf16 autocast; fp32 attention is ~10x slower).")
+    p.add_argument("--max-queries", type=int, help="Score only the first N queries of each set (CPU runs).")
     p = sub.add_parser("quality")
     p.add_argument("--names", type=lambda s: s.split(","), default=["random", "hard"])
     p.add_argument("--ks", type=lambda s: [int(x) for x in s.split(",")], default=list(KS))

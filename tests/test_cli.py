@@ -222,3 +222,17 @@ def test_broken_ranker_degrades_to_retrieval(indexed_repo: Path, tmp_path: Path)
         proc = run("search", "escape html", "--path", str(indexed_repo), "--json", "--ranker", spec)
         assert json.loads(proc.stdout)[0]["symbol"] == "escapeHtml"
         assert "searching without re-ranking" in proc.stderr
+
+
+def test_index_refuses_while_another_process_writes(tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    root = make_repo(tmp_path / "repo")
+    run("search", "x", "--path", str(root), "--no-wait")
+    index_dir = Path(json.loads(run("status", str(root), "--json").stdout)["index_dir"])
+    lock = FileLock(str(index_dir / "write.lock"))
+    with lock:
+        proc = run("index", str(root), check=False)
+        assert proc.returncode == 5 and "keeping this index up to date" in proc.stderr
+        proc = run("search", "parse_retry_after", "--path", str(root), "--json", "--no-wait")
+        assert json.loads(proc.stdout)[0]["symbol"] == "parse_retry_after"

@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(120)]
 
 SERVER = [sys.executable, "-m", "codesearch.lsp"]
 INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
 
 
 class Client:
@@ -243,6 +244,14 @@ async def test_commands_and_bad_requests(client: Client, repo: Path) -> None:
     with pytest.raises(JsonRpcException) as info:
         await client.command("codesearch-ls.reindex", "/not/a/folder")
     assert info.value.code == INVALID_PARAMS
+    assert top(await client.search("parse_retry_after"))["symbol"] == "parse_retry_after"
+
+    # an internal failure: an error response and a window/logMessage; the server lives on
+    with pytest.raises(JsonRpcException) as info:
+        await client.search("__codesearch_test_crash__ retry")
+    assert info.value.code == INTERNAL_ERROR and "fake encoder" in info.value.message
+    await client.wait_for(lambda: any(m.type == types.MessageType.Error and "fake encoder" in m.message
+                                      for m in client.lsp.log_messages), what="the error in the log")
     assert top(await client.search("parse_retry_after"))["symbol"] == "parse_retry_after"
 
 

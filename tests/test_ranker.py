@@ -228,7 +228,7 @@ def test_rerank_metrics_match_the_full_ranking_metrics() -> None:
     rng = random.Random(3)
     corpus = {f"d{i}": f"def {rng.choice(VERBS)}_{rng.choice(NOUNS)}_{i}(): pass" for i in range(60)}
     queries = {f"q{i}": f"{rng.choice(VERBS)} {rng.choice(NOUNS)}" for i in range(25)}
-    qrels = {q: {f"d{rng.randrange(60)}": 1.0, f"d{rng.randrange(60)}": 2.0} for q in queries}
+    qrels = {q: {f"d{rng.randrange(30)}": 1.0, f"d{30 + rng.randrange(30)}": 2.0} for q in queries}
     data = BeirData("toy/dev", corpus, queries, qrels)
     encoder = FakeEncoder()
     rset = retrieve_set(data, encoder, key="fake", depth=12, cache_dir=None)

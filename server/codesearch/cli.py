@@ -27,6 +27,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NO_FILES = 3
 EXIT_MODEL = 4
+EXIT_BUSY = 5
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -104,8 +105,12 @@ class ProgressView:
 
 
 @contextmanager
-def writer(engine: Engine) -> Iterator[None]:
+def writer(engine: Engine, wait: bool) -> Iterator[None]:
     if not engine.acquire_writer(wait=False):
+        if not wait:
+            fail("another codesearch process (an editor's language server, or another `codesearch index`) "
+                 "is keeping this index up to date; `codesearch search` reads it as it is, or pass --wait",
+                 EXIT_BUSY)
         err.print("[yellow]another codesearch process is indexing this workspace; waiting for it…[/]")
         engine.acquire_writer(wait=True)
     try:
@@ -114,8 +119,9 @@ def writer(engine: Engine) -> Iterator[None]:
         engine.release_writer()
 
 
-def run_update(engine: Engine, *, embed: bool, show_progress: bool) -> tuple[SyncReport, EmbedReport | None]:
-    with writer(engine), ProgressView(show_progress) as view:
+def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool = True
+               ) -> tuple[SyncReport, EmbedReport | None]:
+    with writer(engine, wait), ProgressView(show_progress) as view:
         sync = engine.sync(progress=view)
         status = engine.status()
         if status.files == 0:
@@ -143,12 +149,13 @@ def main(verbose: bool) -> None:
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 @model_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--wait", is_flag=True, help="If another process is indexing this workspace, wait for it.")
 def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], max_file_size: int,
-          quiet: bool) -> None:
+          quiet: bool, wait: bool) -> None:
     """Index PATH (default: the current folder) and embed every chunk."""
     engine = open_engine(path, model, device, exclude, max_file_size)
     start = time.monotonic()
-    sync, embedded = run_update(engine, embed=True, show_progress=not quiet)
+    sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait)
     status = engine.status()
     engine.close()
     elapsed = time.monotonic() - start

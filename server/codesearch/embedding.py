@@ -108,7 +108,7 @@ class OnnxEncoder:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(manifest.max_length)
         self._session, self._choice = create_session(self.folder / manifest.onnx_file, device, threads)
-        self._lock = threading.Lock()  # tokenizers' truncation state and ORT runs are shared
+        self._lock = threading.Lock()  # around the tokenizer only
         # On CPU, big padded batches buy no speed and ORT's arena keeps their buffers: 16k tokens
         # per batch peaked at 1.1 GB RSS against 0.66 GB for 4k (bench notes in docs/benchmarks.md).
         self.max_batch_tokens = max_batch_tokens or (4096 if self._choice.provider == CPU else 32768)
@@ -151,11 +151,12 @@ class OnnxEncoder:
             return out
         with self._lock:
             encodings = self._tokenizer.encode_batch(texts)
-            order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-            for batch in self._batches(order, [len(e.ids) for e in encodings]):
-                feeds = self._feeds([encodings[i] for i in batch])
-                vectors = self._session.run([self.manifest.output], feeds)[0]
-                out[batch] = vectors.astype(np.float32, copy=False)
+        # InferenceSession.run is thread-safe: a query is not queued behind a document batch.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for batch in self._batches(order, [len(e.ids) for e in encodings]):
+            feeds = self._feeds([encodings[i] for i in batch])
+            vectors = self._session.run([self.manifest.output], feeds)[0]
+            out[batch] = vectors.astype(np.float32, copy=False)
         if not self.manifest.normalize:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out /= np.maximum(norms, 1e-12)

@@ -30,6 +30,7 @@ from .vector_index import VectorIndex
 log = logging.getLogger(__name__)
 
 INDEX_SAVE_INTERVAL_S = 60.0
+PENDING_CACHE_S = 2.0
 IGNORE_FILES = frozenset({".gitignore", ".codesearchignore"})
 
 
@@ -126,6 +127,7 @@ class Engine:
         self._ranker: OnnxRanker | None = None
         self._ranker_problem: str | None = None
         self._ranker_loaded = False
+        self._pending_cache: tuple[str, float, int] | None = None
         self._file_lock = FileLock(str(self.dir / "write.lock"))
         self._last_save = time.monotonic()
         self.indexer = Indexer(self.root, self.store, config.walk_options())
@@ -215,6 +217,7 @@ class Engine:
             self._require_writer()
             report = self.indexer.sync(dict(self._overlays), cancel, progress)
             self._drop_from_index(report.removed_chunk_ids)
+            self._pending_cache = None
             return report
 
     def embed(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None
@@ -227,6 +230,7 @@ class Engine:
                                                 on_batch=self._maybe_save)
             self.save()
             self.store.prune_vectors()
+            self._pending_cache = None
             return report
 
     def update(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None
@@ -249,6 +253,7 @@ class Engine:
             self._drop_from_index(report.removed_chunk_ids)
             if embed and report.changed and self.encoder_loaded:
                 self.indexer.embed_pending(self.encoder, self._vector_index())
+            self._pending_cache = None
             return report
 
     def set_overlay(self, path: str | Path, text: str | None) -> str | None:
@@ -303,12 +308,22 @@ class Engine:
         depth = max(limit, self.config.rerank_k) if ranker is not None else limit
         outcome: SearchOutcome = run_search(self.store, index, encoder, query, limit=depth, filters=filters,
                                             weights=self.weights, mode=mode)
-        pending = self.store.count_pending(encoder.model_key) if encoder else self.store.counts("")[1]
+        pending = self._pending_count(encoder.model_key) if encoder else self.store.counts("")[1]
         hits, info = rerank_hits(ranker, query, outcome.hits, outcome.texts, self.config.rerank_k)
         skipped = self._ranker_problem if self.config.ranker and ranker is None else (
             info.skipped if ranker is not None else None)
         return SearchResult(hits[:limit], pending, outcome.dense_used, outcome.lexical_used,
                             reranked=info.k if ranker is not None else 0, rerank_skipped=skipped)
+
+    def _pending_count(self, model_key: str) -> int:
+        """Chunks without a vector; cached briefly, as every search reports it."""
+        now = time.monotonic()
+        cached = self._pending_cache
+        if cached is not None and cached[0] == model_key and now - cached[1] < PENDING_CACHE_S:
+            return cached[2]
+        count = self.store.count_pending(model_key)
+        self._pending_cache = (model_key, now, count)
+        return count
 
     def _load_ranker(self) -> OnnxRanker | None:
         """The configured ranker, loaded once; a broken one is reported once and left out."""

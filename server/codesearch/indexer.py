@@ -187,13 +187,18 @@ class Indexer:
         to_embed = self.store.count_pending(model_key)
         recent: list[tuple[float, int]] = []
         done = 0
+        queue: list[tuple[str, str]] = []
         while True:
             if cancel is not None and cancel.is_set():
                 report.cancelled = True
                 break
-            pending = self.store.pending_embeddings(model_key, batch_size)
-            if not pending:
+            if not queue:
+                # One scan of the store fetches many batches' worth, newest files first.
+                queue = self.store.pending_embeddings(model_key, batch_size * 32)
+                queue.reverse()
+            if not queue:
                 break
+            pending = [queue.pop() for _ in range(min(batch_size, len(queue)))]
             hashes = [h for h, _ in pending]
             vectors = encoder.encode_documents([t for _, t in pending])
             self.store.put_vectors(model_key, hashes, vectors)

@@ -104,6 +104,9 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = self._open()
+        # Searches read through their own connection: with WAL they never wait for the writer.
+        self.read = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
+        self.read.execute("PRAGMA query_only=ON")
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
@@ -158,6 +161,7 @@ class Store:
         return self.get_meta("instance") or ""
 
     def close(self) -> None:
+        self.read.close()
         self.db.close()
 
     # meta ---------------------------------------------------------------------------------
@@ -233,7 +237,7 @@ class Store:
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
             marks = ",".join("?" * len(part))
-            for r in self.db.execute(
+            for r in self.read.execute(
                 "SELECT id, path, language, kind, symbol, container, start_line, end_line, text, part, "
                 f"embed_hash, mtime_ns FROM chunks WHERE id IN ({marks})", part,
             ):
@@ -244,16 +248,16 @@ class Store:
 
     def counts(self, model_key: str) -> tuple[int, int, int]:
         """(files, chunks, chunks with a vector for this model)."""
-        files = self.db.execute("SELECT count(*) FROM files").fetchone()[0]
-        chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
-        embedded = self.db.execute(
+        files = self.read.execute("SELECT count(*) FROM files").fetchone()[0]
+        chunks = self.read.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        embedded = self.read.execute(
             "SELECT count(*) FROM chunks c JOIN vectors v ON v.embed_hash=c.embed_hash AND v.model_key=?",
             (model_key,),
         ).fetchone()[0]
         return files, chunks, embedded
 
     def parse_failures(self) -> list[str]:
-        return [r[0] for r in self.db.execute("SELECT path FROM files WHERE parse_failed=1 ORDER BY path")]
+        return [r[0] for r in self.read.execute("SELECT path FROM files WHERE parse_failed=1 ORDER BY path")]
 
     # vectors -------------------------------------------------------------------------------
     def pending_embeddings(self, model_key: str, limit: int) -> list[tuple[str, str]]:
@@ -267,7 +271,7 @@ class Store:
         return [(r[0], _embed_text(r[1], r[2], r[3])) for r in rows]
 
     def count_pending(self, model_key: str) -> int:
-        return int(self.db.execute(
+        return int(self.read.execute(
             "SELECT count(DISTINCT c.embed_hash) FROM chunks c LEFT JOIN vectors v "
             "ON v.embed_hash=c.embed_hash AND v.model_key=? WHERE v.embed_hash IS NULL", (model_key,),
         ).fetchone()[0])
@@ -289,13 +293,13 @@ class Store:
             hashes = list(hashes)
             for start in range(0, len(hashes), 500):
                 part = hashes[start:start + 500]
-                rows = self.db.execute(
+                rows = self.read.execute(
                     sql + f" WHERE c.embed_hash IN ({','.join('?' * len(part))})", [model_key, *part]
                 ).fetchall()
                 if rows:
                     yield self._unpack(rows)
             return
-        cur = self.db.execute(sql, (model_key,))
+        cur = self.read.execute(sql, (model_key,))
         while rows := cur.fetchmany(batch):
             yield self._unpack(rows)
 
@@ -320,7 +324,7 @@ class Store:
         """(chunk id, bm25 score, higher is better); symbol names and paths weigh more than bodies."""
         if not terms:
             return []
-        rows = self.db.execute(
+        rows = self.read.execute(
             "SELECT rowid, bm25(chunks_fts, 6.0, 3.0, 1.0) AS s FROM chunks_fts WHERE chunks_fts MATCH ? "
             "ORDER BY s LIMIT ?", (fts_query(terms), limit),
         ).fetchall()
@@ -329,7 +333,7 @@ class Store:
     def symbol_matches(self, name: str, limit: int = 50) -> list[int]:
         """Chunks whose symbol (or container.symbol) is exactly ``name``, case-insensitively."""
         last = name.replace("::", ".").replace("#", ".").split(".")[-1]
-        rows = self.db.execute(
+        rows = self.read.execute(
             "SELECT id, container, symbol FROM chunks WHERE symbol = ? COLLATE NOCASE LIMIT ?",
             (last, limit * 4),
         ).fetchall()

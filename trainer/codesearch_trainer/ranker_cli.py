@@ -47,8 +47,9 @@ def _setup_logging(verbose: bool) -> None:
               help="Code-to-code retriever cosine at or above which a candidate counts as a duplicate.")
 @click.option("--near-dup-jaccard", default=0.9, show_default=True, type=float,
               help="Token-set Jaccard at or above which a candidate counts as a duplicate.")
-@click.option("--pooling", type=click.Choice(["mean", "cls"]), default="mean", show_default=True,
-              help="What the relevance head reads: mean of the pair's token states, or [CLS].")
+@click.option("--pooling", type=click.Choice(["mean", "cls"]), default=None,
+              help="What the relevance head reads: mean of the pair's token states, or [CLS] (default: mean "
+                   "for a fresh head, a ranker checkpoint's own otherwise).")
 @click.option("--temperature", default=1.0, show_default=True, type=float,
               help="Softmax temperature of the loss: logits = score / temperature.")
 @click.option("--epochs", default=1, show_default=True, type=int)

@@ -71,7 +71,7 @@ class RankerTrainConfig:
     negatives_per_query: int = 7
     near_dup_cosine: float = 0.98
     near_dup_jaccard: float = 0.9
-    pooling: str = "mean"
+    pooling: str | None = None  # None: "mean" for a fresh head, the checkpoint's own otherwise
     temperature: float = 1.0
     epochs: int = 1
     max_steps: int | None = None
@@ -106,7 +106,7 @@ class RankerTrainConfig:
     def validate(self) -> None:
         if self.negatives not in NEGATIVE_MODES:
             raise ValueError(f"--negatives must be one of {NEGATIVE_MODES}, not {self.negatives!r}")
-        if self.pooling not in POOLINGS:
+        if self.pooling is not None and self.pooling not in POOLINGS:
             raise ValueError(f"--pooling must be one of {POOLINGS}, not {self.pooling!r}")
         if not self.data:
             raise ValueError("give training data: --data PATH")
@@ -388,6 +388,7 @@ def train_ranker(cfg: RankerTrainConfig) -> RankerTrainResult:
         "pairs": len(pairs), "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
         "warmup_steps": warmup, "group_size": 1 + cfg.negatives_per_query, "device": str(device),
         "amp": use_amp, "torch": torch.__version__, "retriever_key": key,
+        "pooling": model.settings.pooling, "max_length": model.settings.max_length,
     }
     metrics.write({"type": "config", "config": dataclasses.asdict(cfg), **settings})
     print(f"training a ranker on {len(pairs)} pairs, {steps_per_epoch} steps/epoch × {cfg.epochs} epochs "

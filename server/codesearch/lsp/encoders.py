@@ -1,11 +1,7 @@
-"""The model as the language server runs it: loaded once, shared by every folder, queries apart.
+"""The model as the language server runs it: loaded once and shared by every workspace folder.
 
-``OnnxEncoder`` runs one call at a time (a lock around tokenising and the ONNX session), so a
-search's query would wait behind a whole batch of documents being embedded: seconds on a CPU,
-while the server promises answers within tens of milliseconds during indexing.  This keeps two
-encoders of the same model, one for documents and one for queries, both made by the engine's own
-``load_onnx_encoder``; a query then only shares the CPU with the batch, never a lock.  It also
-loads the model once for all workspace folders instead of once per folder.
+``OnnxEncoder`` tokenises under a lock but runs the ONNX session without one, so a search's query
+shares the CPU with a batch of documents being embedded but never waits for it.
 """
 
 from __future__ import annotations
@@ -37,9 +33,9 @@ class SharedEncoder:
         with self._lock:
             if self._queries is not None:
                 return
-            documents = self._loader(self.config, on_status)
-            self._documents = documents
-            self._queries = self._loader(self.config)  # the export is cached by now: quick
+            encoder = self._loader(self.config, on_status)
+            self._documents = encoder
+            self._queries = encoder
 
     def _docs(self) -> Encoder:
         if self._documents is None:

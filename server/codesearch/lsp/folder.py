@@ -105,6 +105,7 @@ class FolderIndexer:
         self._state = "indexing"
         self._message = "starting"
         self._encoder_failed = False
+        self._failure = ""  # why the last step failed, until one succeeds
         self._last_progress: Progress | None = None
         self._counts = (0, 0, 0, 0)  # files, chunks, embedded, pending
         self._model = ("", "", "")
@@ -193,6 +194,11 @@ class FolderIndexer:
     @property
     def busy(self) -> bool:
         return self._busy
+
+    @property
+    def indexing(self) -> bool:
+        """A full or large run is under way (small updates for an edited file do not count)."""
+        return self._busy and self._visible
 
     @property
     def paused(self) -> bool:
@@ -294,15 +300,23 @@ class FolderIndexer:
             work = self._take_work()
             if work is None:
                 return
-            if not self._writer:
-                self._read_only_step(engine)
-                continue
-            self._begin(work.full)
             try:
+                if not self._writer:
+                    self._read_only_step(engine)
+                    continue
+                self._begin(work.full)
+                self._failure = ""
                 self._do(engine, work)
             except WorkspaceBusy:
                 self._writer = False
                 continue
+            except Exception as exc:  # this step failed; the next change or re-index tries again
+                log.exception("indexing %s failed", self.root)
+                self._failure = f"indexing failed: {type(exc).__name__}: {exc}"
+                self._say(f"codesearch: {self._failure} ({self.root})", error=True)
+                if not self._writer:
+                    self._stop.wait(READ_ONLY_REFRESH_S)
+                    continue
             with self._cond:
                 more = bool(self._work)
             if not more:
@@ -314,7 +328,7 @@ class FolderIndexer:
             self._last_progress = None
         if full and not self._visible:
             self._visible = True
-        if self._state != "indexing":
+        if self._visible and self._state != "indexing":
             self._set_state("indexing", "indexing")
 
     def _progress(self, progress: Progress) -> None:
@@ -323,6 +337,7 @@ class FolderIndexer:
             self._message = "chunking files"
         if not self._visible and progress.phase == "embed" and progress.to_embed >= VISIBLE_EMBED_THRESHOLD:
             self._visible = True
+            self._set_state("indexing", "embedding")
         if self._visible:
             self.listener.folder_progress(self, progress)
         self.listener.folder_changed(self)
@@ -332,7 +347,7 @@ class FolderIndexer:
             engine.set_overlay(rel, text)
             work.paths.add(rel)
         if work.full:
-            self._set_state("indexing", "scanning files")
+            self._set_state("indexing", "scanning files")  # a full run is always visible
             report = engine.sync(self._cancel, self._progress)
             if report.cancelled:
                 return
@@ -346,13 +361,14 @@ class FolderIndexer:
             return
         if not self._load_encoder(engine):
             return
-        self._set_state("indexing", "embedding")
+        if self._visible:
+            self._set_state("indexing", "embedding")
         engine.embed(self._interrupt, self._progress)
 
     def _load_encoder(self, engine: Engine) -> bool:
         if self._encoder_failed:
             return False
-        if not engine.encoder_loaded:
+        if not engine.encoder_loaded and (self._visible or not self._writer):
             self._set_state("indexing", "loading the model")
         try:
             if self._shared is not None:
@@ -372,7 +388,9 @@ class FolderIndexer:
     def _finish(self, engine: Engine) -> None:
         self._refresh_counts(engine)
         _, _, _, pending = self._counts
-        if self._encoder_failed:
+        if self._failure:
+            state, message = "error", self._failure
+        elif self._encoder_failed:
             state, message = "error", "the model could not be loaded; searching by keywords only"
         elif self._paused and pending:
             state, message = "ready", f"indexing cancelled: {pending} chunks not embedded (re-index to resume)"

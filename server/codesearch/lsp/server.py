@@ -565,7 +565,7 @@ class CodesearchLanguageServer(LanguageServer):
         results = await asyncio.gather(*(asyncio.to_thread(one, f) for f in targets))
         hits = [(f.root, hit) for f, result in zip(targets, results, strict=True) for hit in result.hits]
         hits.sort(key=lambda item: item[1].score, reverse=True)
-        indexing = any(f.busy or (result.pending > 0 and not f.paused)
+        indexing = any(f.indexing or (result.pending > 0 and not f.paused)
                        for f, result in zip(targets, results, strict=True))
         return hits[:limit], indexing
 

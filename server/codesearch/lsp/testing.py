@@ -3,7 +3,7 @@
 It hashes identifier parts to random vectors (similar words → similar vectors), so searching
 works without exporting or running a model.  ``CODESEARCH_TEST_ENCODER_DELAY`` (seconds per
 document batch) makes indexing slow enough to observe progress, cancellation and searches
-during indexing.
+during indexing; a query containing ``CRASH_QUERY`` fails, to test how internal errors are handled.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ..types import Encoder, Vectors
 
 FAKE_ENCODER_ENV = "CODESEARCH_TEST_FAKE_ENCODER"
 DELAY_ENV = "CODESEARCH_TEST_ENCODER_DELAY"
+CRASH_QUERY = "__codesearch_test_crash__"  # a query the fake encoder fails on: an internal error on demand
 
 
 class FakeEncoder:
@@ -52,6 +53,8 @@ class FakeEncoder:
         return vec / max(float(np.linalg.norm(vec)), 1e-9)
 
     def encode_queries(self, texts: Sequence[str]) -> Vectors:
+        if any(CRASH_QUERY in t for t in texts):
+            raise RuntimeError("the fake encoder was asked to fail")
         if not texts:
             return np.zeros((0, self._dim), np.float32)
         return np.stack([self._one(t) for t in texts])

@@ -1,0 +1,62 @@
+"""The ONNX encoder on the real default model: batching parity, provider report, concurrency."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from codesearch.embedding import CPU, OnnxEncoder, ProviderError, choose_provider
+from codesearch.manifest import ModelManifest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def encoder(default_model_dir: Path) -> OnnxEncoder:
+    return OnnxEncoder.from_folder(default_model_dir, device="cpu")
+
+
+def test_manifest_of_the_default_export(default_model_dir: Path) -> None:
+    manifest = ModelManifest.read(default_model_dir)
+    assert (manifest.dimension, manifest.pooling, manifest.normalize, manifest.max_length) == (384, "mean", True, 256)
+    assert manifest.extra["parity_min_cosine"] >= 0.9999
+    manifest.verify_files(default_model_dir)
+
+
+def test_batching_and_padding_do_not_change_vectors(encoder: OnnxEncoder) -> None:
+    texts = ["x", "parse the retry header", "def f(a, b):\n    return a + b\n" * 30, "ok", "é ü 数字"]
+    together = encoder.encode_documents(texts)
+    alone = np.stack([encoder.encode_documents([t])[0] for t in texts])
+    assert together.shape == (5, 384) and together.dtype == np.float32
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-4)
+    assert (np.sum(together * alone, axis=1) > 0.9999).all()
+    assert encoder.encode_documents([]).shape == (0, 384)
+
+
+def test_provider_is_reported(encoder: OnnxEncoder) -> None:
+    assert encoder.provider == CPU and encoder.provider_reason
+    choice = choose_provider("auto")
+    assert choice.provider in (CPU, "CUDAExecutionProvider") and choice.reason
+    with pytest.raises(ProviderError):
+        choose_provider("tpu")
+
+
+def test_query_is_not_queued_behind_a_document_batch(encoder: OnnxEncoder) -> None:
+    docs = ["class Pool:\n    def acquire(self, host):\n        return self.idle.pop()\n" * 12] * 96
+    done = threading.Event()
+
+    def embed() -> None:
+        encoder.encode_documents(docs)
+        done.set()
+
+    worker = threading.Thread(target=embed)
+    worker.start()
+    try:
+        vec = encoder.encode_queries(["reuse idle sockets"])
+        finished_first = not done.is_set()
+    finally:
+        worker.join()
+    assert vec.shape == (1, 384)
+    assert finished_first  # the query came back while the documents were still being embedded
