@@ -128,3 +128,14 @@ def test_shared_encoder_loads_once_and_delegates() -> None:
     assert (shared.encode_queries(["retry"]) == reference.encode_queries(["retry"])).all()
     assert (shared.encode_documents(["def f(): pass"]) == reference.encode_documents(["def f(): pass"])).all()
 
+
+
+def test_ranker_settings() -> None:
+    settings, warnings = parse_settings({"codesearch": {"ranker": " /models/ranker ", "rerankK": 20}})
+    assert (settings.ranker, settings.rerank_k, warnings) == ("/models/ranker", 20, [])
+    config = settings.engine_config()
+    assert (config.ranker, config.rerank_k) == ("/models/ranker", 20)
+    bad, warnings = parse_settings({"ranker": 3, "rerankK": 1}, settings)
+    assert (bad.ranker, bad.rerank_k) == ("/models/ranker", 20) and len(warnings) == 2
+    cleared, _ = parse_settings({"ranker": None, "rerankK": None}, settings)
+    assert cleared.ranker is None and cleared.engine_config().ranker is None

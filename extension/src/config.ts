@@ -13,9 +13,12 @@ export interface ServerSettings {
   device: Device;
   exclude: string[];
   maxFileSize: number;
+  ranker: string | null;
+  rerankK: number;
 }
 
 export const DEFAULT_MAX_FILE_SIZE = 1024 * 1024;
+export const DEFAULT_RERANK_K = 10;
 
 /** The part of `vscode.WorkspaceConfiguration` this module needs. */
 export interface ConfigReader {
@@ -23,7 +26,7 @@ export interface ConfigReader {
 }
 
 /** Settings sent to the running server (no restart needed). */
-export const LIVE_KEYS = ['model', 'device', 'exclude', 'maxFileSize'] as const;
+export const LIVE_KEYS = ['model', 'device', 'exclude', 'maxFileSize', 'ranker', 'rerankK'] as const;
 /** Settings that decide how the server is started: changing them restarts it. */
 export const LAUNCH_KEYS = ['serverPath', 'interpreter'] as const;
 
@@ -32,6 +35,8 @@ export function readServerSettings(cfg: ConfigReader): ServerSettings {
   const device = cfg.get<string>('device');
   const exclude = cfg.get<unknown>('exclude');
   const maxFileSize = cfg.get<unknown>('maxFileSize');
+  const ranker = cfg.get<string | null>('ranker');
+  const rerankK = cfg.get<unknown>('rerankK');
   return {
     model: typeof model === 'string' && model.trim() !== '' ? model.trim() : null,
     device: device === 'cpu' || device === 'cuda' ? device : 'auto',
@@ -42,6 +47,11 @@ export function readServerSettings(cfg: ConfigReader): ServerSettings {
       typeof maxFileSize === 'number' && Number.isFinite(maxFileSize) && maxFileSize > 0
         ? Math.floor(maxFileSize)
         : DEFAULT_MAX_FILE_SIZE,
+    ranker: typeof ranker === 'string' && ranker.trim() !== '' ? ranker.trim() : null,
+    rerankK:
+      typeof rerankK === 'number' && Number.isInteger(rerankK) && rerankK >= 2 && rerankK <= 200
+        ? rerankK
+        : DEFAULT_RERANK_K,
   };
 }
 

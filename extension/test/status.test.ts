@@ -118,10 +118,15 @@ describe('config', () => {
       device: 'auto',
       exclude: [],
       maxFileSize: DEFAULT_MAX_FILE_SIZE,
+      ranker: null,
+      rerankK: 10,
     });
     expect(
-      readServerSettings(reader({ model: ' m1 ', device: 'cuda', exclude: ['**/gen/**', 3, ''], maxFileSize: 2048.7 })),
-    ).toEqual({ model: 'm1', device: 'cuda', exclude: ['**/gen/**'], maxFileSize: 2048 });
+      readServerSettings(
+        reader({ model: ' m1 ', device: 'cuda', exclude: ['**/gen/**', 3, ''], maxFileSize: 2048.7, ranker: ' /r ', rerankK: 20 }),
+      ),
+    ).toEqual({ model: 'm1', device: 'cuda', exclude: ['**/gen/**'], maxFileSize: 2048, ranker: '/r', rerankK: 20 });
+    expect(readServerSettings(reader({ ranker: '', rerankK: 1.5 }))).toMatchObject({ ranker: null, rerankK: 10 });
     expect(readServerSettings(reader({ device: 'tpu', maxFileSize: -1, model: '' }))).toMatchObject({
       device: 'auto',
       maxFileSize: DEFAULT_MAX_FILE_SIZE,

@@ -1,6 +1,7 @@
 """The settings object shared with the editor extensions.
 
-``{"model": str|null, "device": "auto"|"cpu"|"cuda", "exclude": [globs], "maxFileSize": int}``,
+``{"model": str|null, "device": "auto"|"cpu"|"cuda", "exclude": [globs], "maxFileSize": int,
+"ranker": str|null, "rerankK": int}``,
 given as ``initializationOptions`` directly and in ``workspace/didChangeConfiguration`` under
 ``settings.codesearch`` (a flat object is accepted too).  Missing keys keep their previous value;
 a bad value is reported and ignored, never fatal.
@@ -14,10 +15,11 @@ from typing import Any
 
 from ..engine import EngineConfig
 from ..files import DEFAULT_MAX_FILE_SIZE
+from ..ranker import DEFAULT_RERANK_K
 
 SECTION = "codesearch"
 DEVICES = ("auto", "cpu", "cuda")
-KEYS = ("model", "device", "exclude", "maxFileSize")
+KEYS = ("model", "device", "exclude", "maxFileSize", "ranker", "rerankK")
 
 
 @dataclass(frozen=True)
@@ -26,14 +28,16 @@ class Settings:
     device: str = "auto"
     exclude: tuple[str, ...] = ()
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    ranker: str | None = None
+    rerank_k: int = DEFAULT_RERANK_K
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(model=self.model, device=self.device, exclude=self.exclude,
-                            max_file_size=self.max_file_size)
+                            max_file_size=self.max_file_size, ranker=self.ranker, rerank_k=self.rerank_k)
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "device": self.device, "exclude": list(self.exclude),
-                "maxFileSize": self.max_file_size}
+                "maxFileSize": self.max_file_size, "ranker": self.ranker, "rerankK": self.rerank_k}
 
 
 def section_of(raw: Any) -> Mapping[str, Any] | None:
@@ -92,4 +96,20 @@ def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, li
             changes["max_file_size"] = int(size)
         else:
             warnings.append(f"maxFileSize must be a positive number of bytes, not {size!r}")
+    if "ranker" in section:
+        ranker = section["ranker"]
+        if ranker is None or (isinstance(ranker, str) and not ranker.strip()):
+            changes["ranker"] = None
+        elif isinstance(ranker, str):
+            changes["ranker"] = ranker.strip()
+        else:
+            warnings.append(f"ranker must be a folder path or null, not {ranker!r}")
+    if "rerankK" in section:
+        k = section["rerankK"]
+        if k is None:
+            changes["rerank_k"] = DEFAULT_RERANK_K
+        elif isinstance(k, int) and not isinstance(k, bool) and 2 <= k <= 200:
+            changes["rerank_k"] = k
+        else:
+            warnings.append(f"rerankK must be a whole number from 2 to 200, not {k!r}")
     return replace(settings, **changes), warnings
