@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .model import DEFAULT_MODEL
+from .ranker_cli import export_ranker, train_ranker
 
 ESTIMATOR_HELP = (
     "Soft-InfoNCE weight estimator: bm25 (α 1.5, β 0.5, t 1), simcse (α 1.3, β 0.7, t 0.1; "
@@ -232,6 +233,10 @@ def eval_cmd(args: tuple[str, ...], as_json: bool, max_queries: int | None, max_
         click.echo(json.dumps(results, indent=2))
     else:
         click.echo(format_table(results))
+
+
+main.add_command(train_ranker)
+main.add_command(export_ranker)
 
 
 if __name__ == "__main__":
