@@ -44,7 +44,7 @@ def test_provider_is_reported(encoder: OnnxEncoder) -> None:
 
 
 def test_query_is_not_queued_behind_a_document_batch(encoder: OnnxEncoder) -> None:
-    docs = ["class Pool:\n    def acquire(self, host):\n        return self.idle.pop()\n" * 12] * 96
+    docs = ["class Pool:\n    def acquire(self, host):\n        return self.idle.pop()\n" * 12] * 48
     done = threading.Event()
 
     def embed() -> None:
