@@ -197,20 +197,30 @@ def codesearch_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "codesearch.cli"]
 
 
-def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
-    """(wall seconds from spawn to exit, exit code, child's peak RSS in bytes, stdout)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        clock = Stopwatch()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = clock.elapsed
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        text = out.read().decode("utf-8", "replace")
+def run_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int, int | None, str]:
+    """(wall seconds from spawn to exit, exit code, child's peak RSS in bytes or None, stdout).
+
+    The peak RSS comes from GNU time (``/usr/bin/time -f %M``) when it is installed: the rusage of a
+    child forked straight from this (large) process would report this process's own high-water mark.
+    """
+    gnu_time = Path("/usr/bin/time")
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_file = Path(tmp) / "rss"
+        full = [str(gnu_time), "-f", "%M", "-o", str(rss_file), *cmd] if gnu_time.exists() else cmd
+        with open(Path(tmp) / "out", "wb") as out, open(Path(tmp) / "err", "wb") as err:
+            clock = Stopwatch()
+            proc = subprocess.run(full, stdout=out, stderr=err, env=env, check=False)
+            wall = clock.elapsed
+        text = (Path(tmp) / "out").read_text("utf-8", "replace")
         if proc.returncode != 0:
-            log(f"  child failed ({proc.returncode}): {err.read().decode('utf-8', 'replace')[-800:]}")
-    return wall, proc.returncode, usage.ru_maxrss * 1024, text
+            log(f"  child failed ({proc.returncode}): {(Path(tmp) / 'err').read_text('utf-8', 'replace')[-800:]}")
+        rss = None
+        if rss_file.exists():
+            try:
+                rss = int(rss_file.read_text().strip().splitlines()[-1]) * 1024
+            except (ValueError, IndexError):
+                rss = None
+    return wall, proc.returncode, rss, text
 
 
 def edit_file(path: Path, n: int) -> None:
@@ -384,13 +394,13 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     cmd = codesearch_command()
-    cold = []
+    cold: list[dict[str, Any]] = []
     for i in range(args.cold_runs):
         q = nl[(i * 7) % len(nl)]
         wall, rc, child_rss, out = run_child([*cmd, "search", q, "--path", str(sub_root), "--no-wait", "--json"], env)
         hits = len(json.loads(out)) if rc == 0 and out.strip().startswith("[") else 0
         cold.append({"query": q, "seconds": round(wall, 3), "rc": rc, "hits": hits,
-                     "peak_rss_mb": round(child_rss / 2**20, 1)})
+                     "peak_rss_mb": round(child_rss / 2**20, 1) if child_rss else None})
     imports = [run_child([sys.executable, "-c", "import codesearch.cli"], env)[0] for _ in range(args.cold_runs)]
     onnx = [run_child([sys.executable, "-c", "import onnxruntime"], env)[0] for _ in range(args.cold_runs)]
     report["cold_start"] = {
@@ -451,7 +461,7 @@ def print_report(r: dict[str, Any]) -> None:
          f"p99 {lx['p99_ms']} ms"],
         [f"cold start, `codesearch search --no-wait --json`, {len(c['runs'])} runs", f"median {c['median_s']:.2f} s",
          f"min {c['min_s']:.2f}, max {c['max_s']:.2f} s; child peak RSS "
-         f"{median([x['peak_rss_mb'] for x in c['runs']])} MB; `import codesearch.cli` alone "
+         f"{median([x['peak_rss_mb'] or 0 for x in c['runs']])} MB (GNU time); `import codesearch.cli` alone "
          f"{c['import_codesearch_cli_median_s']:.2f} s, "
          f"`import onnxruntime` alone {c['import_onnxruntime_median_s']:.2f} s"],
     ]
