@@ -221,3 +221,22 @@ def test_bad_inputs(tmp_path: Path) -> None:
     with pytest.raises(EngineError):
         engine.search("   ")
     engine.close()
+
+
+def test_chunker_change_rechunks_without_reembedding(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo")
+    engine = engine_for(root)
+    engine.update()
+    engine.store.set_meta("chunker", "an-older-chunker")
+    engine.close()
+    messages: list[str] = []
+    again = Engine(root, encoder=FakeEncoder(), on_message=messages.append)
+    assert any("chunker changed" in m for m in messages)
+    sync, emb = again.update()
+    assert sync.updated == again.status().files  # every file re-chunked
+    assert emb.embedded == 0  # same chunk texts: the vector cache answers
+    again.close()
+    third = Engine(root, encoder=FakeEncoder(), on_message=messages.append)
+    sync, _ = third.update()
+    assert sync.updated == 0
+    third.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .files import WalkOptions
-from .indexer import EmbedReport, Indexer, ProgressCallback, SyncReport
+from .indexer import EmbedReport, Indexer, ProgressCallback, SyncReport, chunker_fingerprint
 from .manifest import ModelManifest
 from .paths import workspace_dir
 from .ranker import DEFAULT_RERANK_K, OnnxRanker, load_ranker, rerank_hits
@@ -118,6 +118,13 @@ class Engine:
         if problem:
             self._say(problem)
         self.store.set_meta("root", str(self.root))
+        fingerprint = chunker_fingerprint()
+        if self.store.get_meta("chunker") != fingerprint:
+            if self.store.get_meta("chunker") is not None:
+                self._say("the chunker changed since this index was built: every file will be re-chunked "
+                          "(unchanged code keeps its cached vectors)")
+                self.store.forget_file_state()
+            self.store.set_meta("chunker", fingerprint)
         self._encoder = encoder
         self._index: VectorIndex | None = None
         self._overlays: dict[str, str] = {}

@@ -78,6 +78,21 @@ class EmbedReport:
     cancelled: bool = False
 
 
+def chunker_fingerprint() -> str:
+    """Changes whenever chunking could: the chunker's and language table's code, the grammars' versions."""
+    from importlib import metadata
+
+    from . import chunking, languages
+
+    digest = hashlib.blake2b(digest_size=8)
+    for module in (chunking, languages):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    for dist in sorted(d.metadata["Name"] for d in metadata.distributions()
+                       if (d.metadata["Name"] or "").startswith("tree-sitter")):
+        digest.update(f"{dist}={metadata.version(dist)}".encode())
+    return digest.hexdigest()
+
+
 def content_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 

@@ -204,6 +204,10 @@ class Store:
                 )
         return removed
 
+    def forget_file_state(self) -> None:
+        """Make the next sync re-chunk every file (chunks and cached vectors stay until then)."""
+        self.db.execute("UPDATE files SET hash='', mtime_ns=-1")
+
     def touch_file(self, path: str, size: int, mtime_ns: int) -> None:
         self.db.execute("UPDATE files SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
 
