@@ -337,10 +337,11 @@ DEF_KINDS = ("function", "method")
 def _engine() -> Any:
     """The engine's walker and chunker, or None where they are missing."""
     try:
-        from codesearch import chunking, files
+        import codesearch.chunking
+        import codesearch.files
     except ImportError:
         return None
-    return files, chunking
+    return codesearch.files, codesearch.chunking
 
 
 def mine_workspace(
