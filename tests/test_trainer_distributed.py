@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from codesearch_trainer.distributed import gather_no_grad, gather_with_grad
+from codesearch_trainer.distributed import cleanup_distributed, gather_no_grad, gather_with_grad
 from codesearch_trainer.losses import SoftInfoNCELoss, soft_weights
 
 N_PER_RANK, DIM, IN = 4, 8, 6
@@ -61,7 +61,7 @@ def _worker(rank: int, port: int, out: str) -> None:
         torch.save({"loss": loss.detach(), "grad_w": model.weight.grad, "grad_b": model.bias.grad,
                     "gathered": gathered}, f"{out}/rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        cleanup_distributed()
 
 
 def test_gathered_loss_and_gradients_equal_the_global_batch(tmp_path: Path) -> None:

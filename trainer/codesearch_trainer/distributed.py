@@ -51,6 +51,9 @@ def init_distributed(device_type: str | None = None) -> DistInfo:
 
 def cleanup_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
+        # Every rank must be done communicating before any tears gloo down; otherwise a rank can
+        # abort in its destructor ("terminate called without an active exception").
+        dist.barrier()
         dist.destroy_process_group()
 
 
