@@ -91,28 +91,52 @@ def create_session(model_path: Path, device: str = "auto", threads: int | None =
     return session, choice
 
 
-class OnnxEncoder:
-    """The production Encoder: an exported model folder (manifest + ONNX + tokenizer.json)."""
+class OnnxModel:
+    """An exported model folder opened for inference: manifest, tokenizer, provider-chosen session.
+
+    The tokenizer comes with padding and truncation off; subclasses set the truncation they need.
+    """
+
+    kind = ""
 
     def __init__(self, folder: Path, manifest: ModelManifest, *, device: str = "auto",
-                 batch_size: int = 32, max_batch_tokens: int | None = None, threads: int | None = None) -> None:
+                 threads: int | None = None) -> None:
         from tokenizers import Tokenizer
 
-        if manifest.kind != "encoder":
-            raise ValueError(f"{folder} holds a {manifest.kind}, not an encoder")
+        if manifest.kind != self.kind:
+            raise ValueError(f"{folder} holds a model of kind {manifest.kind!r}, not {self.kind!r}")
         manifest.verify_files(folder, check_hash=False)
         self.folder = Path(folder)
         self.manifest = manifest
-        self.batch_size = batch_size
         self._tokenizer = Tokenizer.from_file(str(self.folder / manifest.tokenizer_file))
         self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(manifest.max_length)
+        self._tokenizer.no_truncation()
         self._session, self._choice = create_session(self.folder / manifest.onnx_file, device, threads)
-        self._lock = threading.Lock()  # around the tokenizer only
+        self._lock = threading.Lock()  # guards the tokenizer; InferenceSession.run is thread-safe
+        log.info("%s %s on %s (%s)", self.kind, manifest.id, self._choice.provider, self._choice.reason)
+
+    @property
+    def provider(self) -> str:
+        return self._choice.provider
+
+    @property
+    def provider_reason(self) -> str:
+        return self._choice.reason
+
+
+class OnnxEncoder(OnnxModel):
+    """The production Encoder: an exported model folder (manifest + ONNX + tokenizer.json)."""
+
+    kind = "encoder"
+
+    def __init__(self, folder: Path, manifest: ModelManifest, *, device: str = "auto",
+                 batch_size: int = 32, max_batch_tokens: int | None = None, threads: int | None = None) -> None:
+        super().__init__(folder, manifest, device=device, threads=threads)
+        self._tokenizer.enable_truncation(manifest.max_length)
+        self.batch_size = batch_size
         # On CPU, big padded batches buy no speed and ORT's arena keeps their buffers: 16k tokens
         # per batch peaked at 1.1 GB RSS against 0.66 GB for 4k (bench notes in docs/benchmarks.md).
         self.max_batch_tokens = max_batch_tokens or (4096 if self._choice.provider == CPU else 32768)
-        log.info("encoder %s on %s (%s)", manifest.id, self._choice.provider, self._choice.reason)
 
     @classmethod
     def from_folder(cls, folder: Path | str, **kwargs: Any) -> OnnxEncoder:
@@ -126,14 +150,6 @@ class OnnxEncoder:
     @property
     def model_key(self) -> str:
         return self.manifest.model_key
-
-    @property
-    def provider(self) -> str:
-        return self._choice.provider
-
-    @property
-    def provider_reason(self) -> str:
-        return self._choice.reason
 
     def encode_queries(self, texts: Sequence[str]) -> Vectors:
         return self._encode([self.manifest.query_prefix + t for t in texts])
@@ -151,7 +167,7 @@ class OnnxEncoder:
             return out
         with self._lock:
             encodings = self._tokenizer.encode_batch(texts)
-        # InferenceSession.run is thread-safe: a query is not queued behind a document batch.
+        # No lock around the session: a query is not queued behind a document batch.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         for batch in self._batches(order, [len(e.ids) for e in encodings]):
             feeds = self._feeds([encodings[i] for i in batch])

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .embedding import OnnxModel
 from .manifest import ManifestError, ModelManifest
 from .types import SearchHit
 
@@ -122,41 +122,23 @@ def _cut(encoding: Any, n: int) -> None:
 # The ONNX ranker
 
 
-class OnnxRanker:
+class OnnxRanker(OnnxModel):
     """An exported ranker folder run with onnxruntime on the same provider choice as the encoder."""
+
+    kind = "ranker"
 
     def __init__(self, folder: Path, manifest: ModelManifest, *, device: str = "auto",
                  threads: int | None = None) -> None:
-        from tokenizers import Tokenizer
-
-        from .embedding import create_session
-
         if manifest.kind != "ranker":
             raise RankerError(f"{folder} holds a model of kind {manifest.kind!r}, not a ranker "
                               "(export one with `trainer export-ranker`)")
-        manifest.verify_files(folder, check_hash=False)
-        self.folder = Path(folder)
-        self.manifest = manifest
+        super().__init__(folder, manifest, device=device, threads=threads)
         self.query_max_length = int(manifest.extra.get("query_max_length", DEFAULT_QUERY_MAX_LENGTH))
-        self._tokenizer = Tokenizer.from_file(str(self.folder / manifest.tokenizer_file))
-        self._tokenizer.no_padding()
-        self._tokenizer.no_truncation()
-        self._session, self._choice = create_session(self.folder / manifest.onnx_file, device, threads)
-        self._lock = threading.Lock()
-        log.info("ranker %s on %s (%s)", manifest.id, self._choice.provider, self._choice.reason)
 
     @classmethod
     def from_folder(cls, path: Path | str, device: str = "auto", threads: int | None = None) -> OnnxRanker:
         folder = Path(path).expanduser()
         return cls(folder, ModelManifest.read(folder), device=device, threads=threads)
-
-    @property
-    def provider(self) -> str:
-        return self._choice.provider
-
-    @property
-    def provider_reason(self) -> str:
-        return self._choice.reason
 
     @property
     def model_id(self) -> str:
