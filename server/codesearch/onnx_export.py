@@ -16,6 +16,8 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,38 +125,35 @@ def _load_tokenizer_json(source: str) -> Any:
     return tok
 
 
-class _PooledEncoder:
-    """Factory for the torch module wrapped around the transformer (kept lazy: torch is optional)."""
+def _pooled_encoder(model: Any, pooling: str, normalize: bool, use_token_types: bool) -> torch.nn.Module:
+    """The transformer with pooling and normalisation, as one torch module to export."""
+    import torch
 
-    @staticmethod
-    def build(model: Any, pooling: str, normalize: bool, use_token_types: bool) -> torch.nn.Module:
-        import torch
+    class PooledEncoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
 
-        class PooledEncoder(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.model = model
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> torch.Tensor:
+            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if use_token_types and token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids
+            hidden = self.model(**kwargs).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            if pooling == "cls":
+                pooled = hidden[:, 0]
+            elif pooling == "max":
+                pooled = hidden.masked_fill(mask == 0, -1e4).max(dim=1).values
+            else:
+                pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            if normalize:
+                pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=-1)
+            return pooled
 
-            def forward(
-                self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None,
-            ) -> torch.Tensor:
-                kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-                if use_token_types and token_type_ids is not None:
-                    kwargs["token_type_ids"] = token_type_ids
-                hidden = self.model(**kwargs).last_hidden_state
-                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-                if pooling == "cls":
-                    pooled = hidden[:, 0]
-                elif pooling == "max":
-                    pooled = hidden.masked_fill(mask == 0, -1e4).max(dim=1).values
-                else:
-                    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
-                if normalize:
-                    pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=-1)
-                return pooled
-
-        return PooledEncoder().eval()
+    return PooledEncoder().eval()
 
 
 def batch_inputs(tokenizer: Any, texts: list[str], max_length: int, names: tuple[str, ...]
@@ -178,7 +177,6 @@ def export_encoder(
     extra: dict[str, Any] | None = None,
 ) -> ModelManifest:
     """Export, validate against transformers, and only then move the folder into place."""
-    import torch
     from transformers import AutoConfig, AutoModel
 
     src = resolve_source(source)
@@ -192,27 +190,13 @@ def export_encoder(
     inputs: tuple[str, ...] = ("input_ids", "attention_mask") + (
         ("token_type_ids",) if use_token_types else ()
     )
-    wrapper = _PooledEncoder.build(model, pooling, normalize, use_token_types)
+    wrapper = _pooled_encoder(model, pooling, normalize, use_token_types)
     tokenizer = _load_tokenizer_json(src)
 
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent))
-    try:
-        example = batch_inputs(tokenizer, ["a short one", "a somewhat longer example text here"],
-                               max_length, inputs)
-        args = tuple(torch.from_numpy(example[name]) for name in inputs)
-        batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-        dims = {name: {0: batch, 1: seq} for name in inputs}
-        arg_names = ("input_ids", "attention_mask", "token_type_ids")[: len(inputs)]
-        dynamic_shapes = {arg: dims[arg] for arg in arg_names}
+    with staged_folder(Path(out_dir)) as staging:
+        example = batch_inputs(tokenizer, list(EXAMPLE_TEXTS), max_length, inputs)
         onnx_path = staging / "model.onnx"
-        with torch.no_grad():
-            torch.onnx.export(
-                wrapper, args, str(onnx_path), input_names=list(inputs), output_names=["embeddings"],
-                opset_version=OPSET, dynamo=True, dynamic_shapes=dynamic_shapes, external_data=False,
-                verbose=False,
-            )
+        export_dynamo(wrapper, example, "embeddings", onnx_path)
         if fp16:
             _convert_fp16(onnx_path)
         tokenizer.save(str(staging / "tokenizer.json"))
@@ -224,20 +208,53 @@ def export_encoder(
             precision="fp16" if fp16 else "fp32", sha256=file_sha256(onnx_path), extra=dict(extra or {}),
         )
         report = validate_encoder(wrapper, staging, manifest)
-        if not report.ok:
-            raise ExportError("the ONNX export does not reproduce the PyTorch model:\n  "
-                              + "\n  ".join(report.mismatches))
-        manifest = ModelManifest(**{**manifest.__dict__, "extra": {
-            **manifest.extra, "parity_min_cosine": round(report.min_cosine, 7),
-        }})
-        manifest.write(staging)
+        return write_validated(manifest, report, staging, "the ONNX export",
+                               parity_min_cosine=round(report.min_cosine, 7))
+
+
+EXAMPLE_TEXTS = ("a short one", "a somewhat longer example text here")
+
+
+@contextmanager
+def staged_folder(out_dir: Path, prefix: str = ".export-") -> Iterator[Path]:
+    """A fresh folder beside ``out_dir`` that replaces it only if the block finishes without error."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix, dir=out_dir.parent))
+    try:
+        yield staging
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.replace(out_dir)
-        return manifest
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def export_dynamo(module: torch.nn.Module, example: dict[str, np.ndarray], output: str, onnx_path: Path,
+                  opset: int = OPSET) -> None:
+    """Export ``module(input_ids, attention_mask[, token_type_ids])`` with dynamic batch and length."""
+    import torch
+
+    names = tuple(example)
+    args = tuple(torch.from_numpy(example[name]) for name in names)
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    arg_names = ("input_ids", "attention_mask", "token_type_ids")[: len(names)]
+    with torch.no_grad():
+        torch.onnx.export(
+            module, args, str(onnx_path), input_names=list(names), output_names=[output],
+            opset_version=opset, dynamo=True, dynamic_shapes={arg: {0: batch, 1: seq} for arg in arg_names},
+            external_data=False, verbose=False,
+        )
+
+
+def write_validated(manifest: ModelManifest, report: ParityReport, staging: Path, what: str,
+                    **figures: float) -> ModelManifest:
+    """Refuse an export that fails its parity check; else record the figures and write the manifest."""
+    if not report.ok:
+        raise ExportError(f"{what} does not reproduce the PyTorch model:\n  " + "\n  ".join(report.mismatches))
+    manifest = ModelManifest(**{**manifest.__dict__, "extra": {**manifest.extra, **figures}})
+    manifest.write(staging)
+    return manifest
 
 
 def _convert_fp16(onnx_path: Path) -> None:

@@ -13,8 +13,6 @@ training record.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +85,16 @@ def validate_ranker(reference: Any, folder: Path, manifest: Any,
 def export_ranker(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, fp16: bool = False,
                   model_id: str | None = None, opset: int | None = None) -> Any:
     """Export and validate a ranker checkpoint; returns the engine's ``ModelManifest``."""
-    import torch
     from codesearch.manifest import ModelManifest, file_sha256
-    from codesearch.onnx_export import OPSET, ExportError, _convert_fp16, batch_inputs
+    from codesearch.onnx_export import (
+        EXAMPLE_TEXTS,
+        OPSET,
+        _convert_fp16,
+        batch_inputs,
+        export_dynamo,
+        staged_folder,
+        write_validated,
+    )
 
     from .ranker_model import is_ranker_checkpoint, load_cross_encoder, ranker_training_record
 
@@ -102,27 +107,14 @@ def export_ranker(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str
     model = load_cross_encoder(str(source), device="cpu").eval()
     inputs = model.input_names
     wrapper = _wrapper(model)
-    out_dir = Path(out)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export-ranker-", dir=out_dir.parent))
-    try:
+    with staged_folder(Path(out), prefix=".export-ranker-") as staging:
         model.tokenizer.save(str(staging / "tokenizer.json"))
         from tokenizers import Tokenizer
 
         example_tok = Tokenizer.from_file(str(staging / "tokenizer.json"))
-        example = batch_inputs(example_tok, ["a short one", "a somewhat longer example text here"],
-                               model.settings.max_length, inputs)
-        args = tuple(torch.from_numpy(example[name]) for name in inputs)
-        batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-        arg_names = ("input_ids", "attention_mask", "token_type_ids")[: len(inputs)]
-        dynamic_shapes = {arg: {0: batch, 1: seq} for arg in arg_names}
+        example = batch_inputs(example_tok, list(EXAMPLE_TEXTS), model.settings.max_length, inputs)
         onnx_path = staging / "model.onnx"
-        with torch.no_grad():
-            torch.onnx.export(
-                wrapper, args, str(onnx_path), input_names=list(inputs), output_names=["scores"],
-                opset_version=opset or OPSET, dynamo=True, dynamic_shapes=dynamic_shapes,
-                external_data=False, verbose=False,
-            )
+        export_dynamo(wrapper, example, "scores", onnx_path, opset=opset or OPSET)
         if fp16:
             _convert_fp16(onnx_path)
         extra: dict[str, Any] = {"query_max_length": model.settings.query_max_length,
@@ -133,18 +125,6 @@ def export_ranker(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str
             precision="fp16" if fp16 else "fp32", sha256=file_sha256(onnx_path), extra=extra,
         )
         report = validate_ranker(wrapper, staging, manifest)
-        if not report.ok:
-            raise ExportError("the ONNX ranker does not reproduce the PyTorch model:\n  "
-                              + "\n  ".join(report.mismatches))
-        manifest = ModelManifest(**{**manifest.__dict__, "extra": {
-            **manifest.extra, "parity_max_abs_diff": round(report.max_abs_diff, 7),
-            "parity_score_cosine": round(report.min_cosine, 7),
-        }})
-        manifest.write(staging)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.replace(out_dir)
-        return manifest
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        return write_validated(manifest, report, staging, "the ONNX ranker",
+                               parity_max_abs_diff=round(report.max_abs_diff, 7),
+                               parity_score_cosine=round(report.min_cosine, 7))
