@@ -51,11 +51,18 @@ from .ranker_data import (
     sample_negatives,
 )
 from .ranker_model import POOLINGS, CrossEncoder, load_cross_encoder
-from .train import MetricsLog, epoch_batches, linear_schedule, make_optimizer, seed_everything
+from .train import (
+    STATE_FILE,
+    MetricsLog,
+    Optimization,
+    copy_checkpoint,
+    epoch_batches,
+    find_resume,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "training_state.pt"
 
 
 @dataclass
@@ -280,27 +287,6 @@ def score_candidates(model: CrossEncoder, rset: RerankSet, k: int, batch_size: i
 # Checkpoints
 
 
-def find_resume(path: str) -> Path:
-    p = Path(path)
-    if (p / STATE_FILE).is_file():
-        return p
-    steps = sorted((d for d in p.glob("step-*") if (d / STATE_FILE).is_file()),
-                   key=lambda d: int(d.name.split("-")[1]))
-    if not steps:
-        raise FileNotFoundError(f"{p}: no ranker checkpoint with {STATE_FILE} to resume from")
-    return steps[-1]
-
-
-def _copy_checkpoint(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(STATE_FILE))
-    if dst.exists():
-        shutil.rmtree(dst)
-    tmp.rename(dst)
-
-
 def _prune_checkpoints(out: Path, keep: Path) -> None:
     for d in out.glob("step-*"):
         if d.is_dir() and d.resolve() != keep.resolve():
@@ -357,36 +343,24 @@ def train_ranker(cfg: RankerTrainConfig) -> RankerTrainResult:
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
-    resume_from = find_resume(cfg.resume) if cfg.resume else None
+    resume_from = find_resume(cfg.resume, prefix="step", what="ranker checkpoint") if cfg.resume else None
     model = load_cross_encoder(str(resume_from) if resume_from else cfg.model, device=device,
                                max_length=cfg.max_length, query_max_length=cfg.query_max_length,
                                pooling=None if resume_from else cfg.pooling, seed=cfg.seed)
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
-    warmup = round(cfg.warmup_ratio * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup, total_steps))
-    amp_fp16 = use_amp and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_fp16)
+    opt = Optimization.build(model, cfg.lr, cfg.weight_decay, cfg.warmup_ratio, total_steps, use_amp)
 
     step, start_epoch, skip_batches = 0, 0, 0
     best_mrr: float | None = None
     best_step = 0
     if resume_from is not None:
-        state = torch.load(resume_from / STATE_FILE, map_location="cpu", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        step, start_epoch, skip_batches = int(state["step"]), int(state["epoch"]), int(state["batches_done"])
-        if skip_batches >= steps_per_epoch:
-            start_epoch, skip_batches = start_epoch + 1, 0
+        state, step, start_epoch, skip_batches = opt.restore(resume_from, steps_per_epoch)
         best_mrr, best_step = state.get("best_mrr"), int(state.get("best_step", 0))
-        random.setstate(state["python_rng"])
-        torch.set_rng_state(state["torch_rng"])
         log.info("resuming from %s at step %d", resume_from, step)
     torch.manual_seed(cfg.seed + step)
 
     settings = {
         "pairs": len(pairs), "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
-        "warmup_steps": warmup, "group_size": 1 + cfg.negatives_per_query, "device": str(device),
+        "warmup_steps": opt.warmup_steps, "group_size": 1 + cfg.negatives_per_query, "device": str(device),
         "amp": use_amp, "torch": torch.__version__, "retriever_key": key,
         "pooling": model.settings.pooling, "max_length": model.settings.max_length,
     }
@@ -428,17 +402,12 @@ def train_ranker(cfg: RankerTrainConfig) -> RankerTrainResult:
         improved = dev_mrr is not None and (best_mrr is None or dev_mrr > best_mrr)
         if improved:
             best_mrr, best_step = dev_mrr, step
-        torch.save(
-            {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-             "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "batches_done": done_in_epoch,
-             "best_mrr": best_mrr, "best_step": best_step, "python_rng": random.getstate(),
-             "torch_rng": torch.get_rng_state(), "config": dataclasses.asdict(cfg)},
-            ckpt / STATE_FILE,
-        )
+        opt.save(ckpt / STATE_FILE, step=step, epoch=epoch, batches_done=done_in_epoch, best_mrr=best_mrr,
+                 best_step=best_step, config=dataclasses.asdict(cfg))
         if improved or not dev_sets:
             if not dev_sets:
                 best_step = step
-            _copy_checkpoint(ckpt, out / "best")
+            copy_checkpoint(ckpt, out / "best")
         _prune_checkpoints(out, keep=ckpt)
         last_ckpt = ckpt
         record.update(best_step=best_step, best_dev_mrr=best_mrr, checkpoint=str(ckpt))
@@ -476,14 +445,7 @@ def train_ranker(cfg: RankerTrainConfig) -> RankerTrainResult:
             with autocast(device):
                 scores = model(**feeds)
             loss = group_loss(scores, width, cfg.temperature)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.max_grad_norm > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            opt.step(loss, model.parameters(), cfg.max_grad_norm)
             step += 1
             done_in_epoch = b_idx + 1
 
@@ -499,7 +461,7 @@ def train_ranker(cfg: RankerTrainConfig) -> RankerTrainResult:
                 bar.set_postfix(loss=f"{loss_ema:.4f}", pairs_s=f"{pairs_per_s:.1f}", epoch=epoch + 1)
             if step % cfg.log_every == 0 or step == 1:
                 metrics.write({"type": "train", "step": step, "epoch": epoch + 1, "loss": loss_value,
-                               "loss_ema": loss_ema, "lr": scheduler.get_last_lr()[0],
+                               "loss_ema": loss_ema, "lr": opt.lr,
                                "pairs_per_s": pairs_per_s, "elapsed_s": time.perf_counter() - started})
             if cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
                 checkpoint(epoch, done_in_epoch)

@@ -17,7 +17,7 @@ import random
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -172,6 +172,58 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.op
     return torch.optim.AdamW(groups, lr=lr)
 
 
+@dataclass
+class Optimization:
+    """AdamW with linear warm-up/decay and the AMP scaler: built, stepped, saved and resumed together."""
+
+    optimizer: torch.optim.AdamW
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    warmup_steps: int
+
+    @classmethod
+    def build(cls, model: nn.Module, lr: float, weight_decay: float, warmup_ratio: float, total_steps: int,
+              use_amp: bool) -> Optimization:
+        optimizer = make_optimizer(model, lr, weight_decay)
+        warmup = round(warmup_ratio * total_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup, total_steps))
+        amp_fp16 = use_amp and not torch.cuda.is_bf16_supported()
+        return cls(optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=amp_fp16), warmup)
+
+    def step(self, loss: Tensor, params: Iterable[nn.Parameter], max_grad_norm: float) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if max_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+
+    @property
+    def lr(self) -> float:
+        return float(self.scheduler.get_last_lr()[0])
+
+    def save(self, path: Path, **progress: Any) -> None:
+        """The resume state: optimisation, random generators, and the caller's progress fields."""
+        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(), **progress,
+                    "python_rng": random.getstate(), "torch_rng": torch.get_rng_state()}, path)
+
+    def restore(self, checkpoint: Path, steps_per_epoch: int) -> tuple[dict[str, Any], int, int, int]:
+        """Load a saved state: (the state, step, epoch to start in, batches of it already done)."""
+        state = torch.load(checkpoint / STATE_FILE, map_location="cpu", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        step, start_epoch, skip_batches = int(state["step"]), int(state["epoch"]), int(state["batches_done"])
+        if skip_batches >= steps_per_epoch:
+            start_epoch, skip_batches = start_epoch + 1, 0
+        random.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        return state, step, start_epoch, skip_batches
+
+
 class DualEncoder(nn.Module):
     """Encodes queries and codes in one forward call (one DDP forward per step)."""
 
@@ -197,18 +249,18 @@ class MetricsLog:
             self.fh.close()
 
 
-def find_resume(path: str) -> Path:
-    """An ``epoch-N`` checkpoint, or the latest one inside a training output folder."""
+def find_resume(path: str, prefix: str = "epoch", what: str = "checkpoint") -> Path:
+    """A ``PREFIX-N`` checkpoint, or the latest one inside a training output folder."""
     p = Path(path)
     if (p / STATE_FILE).is_file():
         return p
-    epochs = sorted(
-        (d for d in p.glob("epoch-*") if (d / STATE_FILE).is_file()),
+    found = sorted(
+        (d for d in p.glob(f"{prefix}-*") if (d / STATE_FILE).is_file()),
         key=lambda d: int(d.name.split("-")[1]),
     )
-    if not epochs:
-        raise FileNotFoundError(f"{p}: no checkpoint with {STATE_FILE} to resume from")
-    return epochs[-1]
+    if not found:
+        raise FileNotFoundError(f"{p}: no {what} with {STATE_FILE} to resume from")
+    return found[-1]
 
 
 def evaluate_dev(encoder: Encoder, dev: Sequence[Any], batch_size: int) -> dict[str, dict[str, float]]:
@@ -227,7 +279,7 @@ def _weight_stats(loss_fn: nn.Module, sim: Tensor, positives: Tensor, min_weight
             "w_clamped": float((neg <= min_weight + 1e-6).float().mean())}
 
 
-def _copy_checkpoint(src: Path, dst: Path) -> None:
+def copy_checkpoint(src: Path, dst: Path) -> None:
     tmp = dst.with_name(dst.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -312,28 +364,14 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
         dual = DistributedDataParallel(
             dual, device_ids=[device.index] if device.type == "cuda" else None
         )
-    optimizer = make_optimizer(encoder, cfg.lr, cfg.weight_decay)
-    warmup = round(cfg.warmup_ratio * total_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(warmup, total_steps))
-    amp_fp16 = use_amp and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_fp16)
+    opt = Optimization.build(encoder, cfg.lr, cfg.weight_decay, cfg.warmup_ratio, total_steps, use_amp)
 
     step, start_epoch, skip_batches = 0, 0, 0
     best_mrr: float | None = None
     best_epoch = 0
     if resume_from is not None:
-        state = torch.load(resume_from / STATE_FILE, map_location="cpu", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        step = int(state["step"])
-        start_epoch = int(state["epoch"])
-        skip_batches = int(state["batches_done"])
-        if skip_batches >= steps_per_epoch:
-            start_epoch, skip_batches = start_epoch + 1, 0
+        state, step, start_epoch, skip_batches = opt.restore(resume_from, steps_per_epoch)
         best_mrr, best_epoch = state.get("best_mrr"), int(state.get("best_epoch", 0))
-        random.setstate(state["python_rng"])
-        torch.set_rng_state(state["torch_rng"])
         log.info("resuming from %s at step %d", resume_from, step)
     torch.manual_seed(cfg.seed + 7919 * di.rank + step)  # dropout masks differ across ranks
 
@@ -354,7 +392,7 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
         "weights": cfg.weights if estimator else None,
         "alpha": alpha, "beta": beta, "t": t,
         "pairs": len(pairs), "world_size": di.world_size, "global_batch": global_batch,
-        "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "warmup_steps": warmup,
+        "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "warmup_steps": opt.warmup_steps,
         "device": str(device), "amp": use_amp, "torch": torch.__version__,
     }
     metrics.write({"type": "config", "config": dataclasses.asdict(cfg), **settings})
@@ -406,14 +444,7 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
                     weight_stats = _weight_stats(loss_fn, sim, positives, cfg.min_weight)
             else:
                 loss = loss_fn(q_emb, c_all, positives)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.max_grad_norm > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(encoder.parameters(), cfg.max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            opt.step(loss, encoder.parameters(), cfg.max_grad_norm)
             step += 1
             done_in_epoch = b_idx + 1
 
@@ -430,7 +461,7 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
             if step % cfg.log_every == 0 or step == 1:
                 metrics.write({
                     "type": "train", "step": step, "epoch": epoch + 1, "loss": loss_value,
-                    "loss_ema": loss_ema, "lr": scheduler.get_last_lr()[0], "pairs_per_s": pairs_per_s,
+                    "loss_ema": loss_ema, "lr": opt.lr, "pairs_per_s": pairs_per_s,
                     "elapsed_s": time.perf_counter() - started, "global_batch": global_batch,
                     **weight_stats,
                 })
@@ -450,18 +481,12 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
             improved = dev_mrr is not None and (best_mrr is None or dev_mrr > best_mrr)
             if improved:
                 best_mrr, best_epoch = dev_mrr, epoch + 1
-            torch.save(
-                {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "scaler": scaler.state_dict(), "step": step, "epoch": epoch,
-                 "batches_done": done_in_epoch, "best_mrr": best_mrr, "best_epoch": best_epoch,
-                 "python_rng": random.getstate(), "torch_rng": torch.get_rng_state(),
-                 "config": dataclasses.asdict(cfg)},
-                ckpt / STATE_FILE,
-            )
+            opt.save(ckpt / STATE_FILE, step=step, epoch=epoch, batches_done=done_in_epoch, best_mrr=best_mrr,
+                     best_epoch=best_epoch, config=dataclasses.asdict(cfg))
             if improved or (not dev_sets):
                 if not dev_sets:
                     best_epoch = epoch + 1
-                _copy_checkpoint(ckpt, out / "best")
+                copy_checkpoint(ckpt, out / "best")
             record.update(best_epoch=best_epoch, best_dev_mrr=best_mrr, checkpoint=str(ckpt))
             metrics.write(record)
             history.append(record)
@@ -479,7 +504,7 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
                    "best_dev_mrr": best_mrr})
     metrics.close()
     if di.is_main and not (out / "best").exists() and last_ckpt is not None:
-        _copy_checkpoint(last_ckpt, out / "best")
+        copy_checkpoint(last_ckpt, out / "best")
     if di.is_main:
         best_cfg = out / "best" / TRAINER_CONFIG
         if best_cfg.is_file():
