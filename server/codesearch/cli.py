@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from . import __version__
-from .engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
+from .engine import Engine, EngineConfig, EngineError, SearchResult
 from .indexer import EmbedReport, SyncReport
 from .indexer import Progress as IndexProgress
 from .ranker import DEFAULT_RERANK_K
@@ -313,5 +313,3 @@ def clean(path: Path) -> None:
 
 if __name__ == "__main__":
     main()
-
-__all__ = ["WorkspaceBusy", "main"]

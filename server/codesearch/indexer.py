@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from .chunking import chunk_file
 from .files import IgnoreRules, SourceFile, WalkOptions, inspect_file, read_text, walk
 from .languages import detect_language
-from .store import FileRow, Store
+from .store import FileRow, Store, text_hash
 from .types import Encoder
 from .vector_index import VectorIndex
 
@@ -78,6 +79,7 @@ class EmbedReport:
     cancelled: bool = False
 
 
+@lru_cache(maxsize=1)
 def chunker_fingerprint() -> str:
     """Changes whenever chunking could: the chunker's and language table's code, the grammars' versions."""
     from importlib import metadata
@@ -87,14 +89,14 @@ def chunker_fingerprint() -> str:
     digest = hashlib.blake2b(digest_size=8)
     for module in (chunking, languages):
         digest.update(Path(module.__file__ or "").read_bytes())
-    for dist in sorted(d.metadata["Name"] for d in metadata.distributions()
-                       if (d.metadata["Name"] or "").startswith("tree-sitter")):
-        digest.update(f"{dist}={metadata.version(dist)}".encode())
+    for package in sorted({module for module, _ in languages._GRAMMARS.values()} | {"tree_sitter"}):
+        name = package.replace("_", "-")
+        try:
+            version = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            version = "missing"
+        digest.update(f"{name}={version}".encode())
     return digest.hexdigest()
-
-
-def content_hash(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 class Indexer:
@@ -170,7 +172,7 @@ class Indexer:
             report.read_errors.append((source.path, str(exc)))
             log.warning("cannot read %s: %s", source.path, exc)
             return
-        digest = content_hash(text)
+        digest = text_hash(text)
         if row is not None and row.hash == digest:
             self.store.touch_file(source.path, source.size, source.mtime_ns)
             report.unchanged += 1

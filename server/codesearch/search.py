@@ -96,26 +96,32 @@ def run_search(store: Store, index: VectorIndex | None, encoder: Encoder | None,
     query = query.strip()
     terms = query_terms(query)
     candidates: dict[int, Candidate] = {}
+
+    def candidate(chunk_id: int) -> Candidate:
+        """Found by id first; its row is filled in once, for all candidates, below."""
+        return candidates.setdefault(chunk_id, Candidate(row=None))  # type: ignore[arg-type]
+
     widen = 4 if (filters.languages or filters.path_glob) else 1
 
     query_vec = None
     if mode in ("fused", "dense") and encoder is not None and index is not None and len(index):
         query_vec = encoder.encode_queries([query])[0]
         for chunk_id, score in index.search(query_vec, weights.dense_candidates * widen):
-            candidates.setdefault(chunk_id, Candidate(row=None)).dense = score  # type: ignore[arg-type]
-            candidates[chunk_id].sources.add("dense")
+            cand = candidate(chunk_id)
+            cand.dense = score
+            cand.sources.add("dense")
     lexical_used = False
     if mode in ("fused", "lexical"):
         lexical = store.lexical_search(terms, weights.lexical_candidates * widen)
         lexical_used = bool(terms)
         best = max((s for _, s in lexical), default=0.0)
         for chunk_id, score in lexical:
-            cand = candidates.setdefault(chunk_id, Candidate(row=None))  # type: ignore[arg-type]
+            cand = candidate(chunk_id)
             cand.lexical = score / best if best > 0 else 0.0
             cand.sources.add("lexical")
         if looks_like_identifier(query):
             for chunk_id in store.symbol_matches(query.rstrip("()")):
-                cand = candidates.setdefault(chunk_id, Candidate(row=None))  # type: ignore[arg-type]
+                cand = candidate(chunk_id)
                 cand.exact = True
                 cand.sources.add("symbol")
 
