@@ -21,10 +21,7 @@ from codesearch.ranker import (
     rerank_hits,
 )
 from codesearch.types import SearchHit
-
-VERBS = ["read", "write", "parse", "load", "save", "sort", "merge", "split", "find", "delete", "update", "check"]
-NOUNS = ["file", "json", "config", "user", "cache", "list", "date", "url"]
-
+from test_trainer_train import NOUNS, VERBS, make_dev, make_pairs
 
 # ---------------------------------------------------------------------------------------------
 # Mining (numpy only: a fake retriever)
@@ -264,29 +261,6 @@ def _tiny_ranker(seed: int = 0, pooling: str = "mean"):
                                seed=seed)
 
 
-def _pairs_file(path: Path, n: int = 48) -> Path:
-    rows = []
-    for i in range(n):
-        verb, noun = VERBS[i % len(VERBS)], NOUNS[(i // len(VERBS)) % len(NOUNS)]
-        rows.append({"query": f"{verb} the {noun}", "code": f"def {verb}_{noun}(x):\n    return {noun}.{verb}(x)\n"})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
-
-
-def _dev(folder: Path, n: int = 10) -> Path:
-    folder.mkdir(parents=True)
-    corpus, queries, qrels = [], [], ["query-id\tcorpus-id\tscore"]
-    for i in range(n):
-        verb, noun = VERBS[(i + 3) % len(VERBS)], NOUNS[(i + 5) % len(NOUNS)]
-        corpus.append({"_id": f"c{i}", "title": "", "text": f"def {verb}_{noun}(y):\n    return {noun}.{verb}(y)\n"})
-        queries.append({"_id": f"q{i}", "text": f"{verb} a {noun}"})
-        qrels.append(f"q{i}\tc{i}\t1")
-    (folder / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus))
-    (folder / "queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in queries))
-    (folder / "qrels.tsv").write_text("\n".join(qrels) + "\n")
-    return folder
-
-
 def test_tiny_cross_encoder_loss_goes_down() -> None:
     torch = pytest.importorskip("torch")
     from codesearch_trainer.data import Pair
@@ -328,7 +302,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     model.tokenizer.save(str(base / "tokenizer.json"))
     retriever = root / "retriever"
     retriever.mkdir()
-    pairs, dev = _pairs_file(root / "pairs.jsonl"), _dev(root / "dev")
+    pairs, dev = make_pairs(root / "pairs.jsonl"), make_dev(root / "dev", 10)
     original = rt.open_retriever
     rt.open_retriever = lambda spec, device=None, batch_size=64: FakeEncoder()  # type: ignore[assignment]
     try:
