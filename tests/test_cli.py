@@ -236,3 +236,17 @@ def test_index_refuses_while_another_process_writes(tmp_path: Path) -> None:
         assert proc.returncode == 5 and "keeping this index up to date" in proc.stderr
         proc = run("search", "parse_retry_after", "--path", str(root), "--json", "--no-wait")
         assert json.loads(proc.stdout)[0]["symbol"] == "parse_retry_after"
+
+
+def test_search_path_never_imports_torch(indexed_repo: Path) -> None:
+    script = (
+        "import sys\n"
+        "from codesearch.cli import main\n"
+        f"sys.argv = ['codesearch', 'search', 'escape html', '--path', {str(indexed_repo)!r}, '--json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print('loaded:', [m for m in ('torch', 'transformers') if m in sys.modules], file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=dict(os.environ),
+                          timeout=300, check=True)
+    assert json.loads(proc.stdout)[0]["symbol"] == "escapeHtml"
+    assert "loaded: []" in proc.stderr
