@@ -240,3 +240,29 @@ def test_chunker_change_rechunks_without_reembedding(tmp_path: Path) -> None:
     sync, _ = third.update()
     assert sync.updated == 0
     third.close()
+
+
+def test_integrity_check_runs_only_after_an_unclean_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from codesearch.store import Store
+
+    root = make_repo(tmp_path / "repo")
+    engine = engine_for(root)
+    engine.update()
+    assert engine.store.get_meta("writer_open") == "1"
+    db = engine.store.path
+    engine.close()
+    checks: list[str] = []
+    real = Store._writer_was_open
+
+    def spy(conn: object) -> bool:
+        result = real(conn)  # type: ignore[arg-type]
+        checks.append("check" if result else "skip")
+        return result
+
+    monkeypatch.setattr(Store, "_writer_was_open", staticmethod(spy))
+    Store(db).close()
+    crashed = Store(db)
+    crashed.mark_writer(True)  # a writer that never released the lock
+    crashed.close()
+    Store(db).close()
+    assert checks == ["skip", "skip", "check"]

@@ -201,15 +201,18 @@ class Engine:
         timeout = -1 if wait is True else (0 if wait is False else float(wait))
         try:
             self._file_lock.acquire(timeout=timeout)
-            return True
         except Timeout:
             return False
+        self.store.mark_writer(True)
+        return True
 
     @property
     def is_writer(self) -> bool:
         return self._file_lock.is_locked
 
     def release_writer(self) -> None:
+        if self._file_lock.is_locked:
+            self.store.mark_writer(False)
         while self._file_lock.is_locked:
             self._file_lock.release()
 
