@@ -10,6 +10,11 @@ so only the first run pays for embedding; ``--sweep`` then evaluates ``RankingWe
     python bench/quality.py --dev                                                 # all dev sets
     python bench/quality.py --dev --sweep                                         # weight grid
     python bench/quality.py --test --weights lexical=0.1                          # test sets
+    python bench/quality.py --dev --modes fused --ranker RANKER --rerank-k 5,10    # + a ranker
+
+With ``--ranker`` the fused mode is also run through the engine with that ranker re-ranking the top K
+chunks (``EngineConfig(ranker=..., rerank_k=K)``, the product's path), on the same queries as the
+retriever-only rows: ``--ranker-max-queries`` samples them, as a CPU ranker is slow.
 
 Metrics: MRR (reciprocal rank of the first relevant file within the top 100, 0 if absent), NDCG@10
 and Recall@1/5/10/100, averaged over queries. Select weights on dev sets only.
@@ -299,17 +304,40 @@ def ranked_files(engine: Any, by_file: dict[str, str], query: str, mode: str) ->
     return list(seen)
 
 
-def run_mode(prep: Prepared, mode: str, weights: Any | None = None) -> tuple[dict[str, float], dict[str, list[str]],
-                                                                             float]:
+def run_mode(prep: Prepared, mode: str, weights: Any | None = None, qids: Sequence[str] | None = None
+             ) -> tuple[dict[str, float], dict[str, list[str]], float]:
     if weights is not None:
         prep.engine.weights = weights
+    qids = list(prep.ds.queries) if qids is None else list(qids)
     rankings: dict[str, list[str]] = {}
     clock = Stopwatch()
-    for qid, text in prep.ds.queries.items():
-        rankings[qid] = ranked_files(prep.engine, prep.by_file, text, mode)
-    per_query_ms = 1000 * clock.elapsed / max(len(prep.ds.queries), 1)
-    metrics = mean_metrics([query_metrics(rankings[q], prep.ds.qrels[q]) for q in prep.ds.queries])
+    for qid in qids:
+        rankings[qid] = ranked_files(prep.engine, prep.by_file, prep.ds.queries[qid], mode)
+    per_query_ms = 1000 * clock.elapsed / max(len(qids), 1)
+    metrics = mean_metrics([query_metrics(rankings[q], prep.ds.qrels[q]) for q in qids])
     return metrics, rankings, per_query_ms
+
+
+def run_ranker(prep: Prepared, ranker: str, ks: Sequence[int], max_queries: int | None, seed: int,
+               weights: Any) -> dict[str, Any]:
+    """Fused retrieval alone and re-ranked by ``ranker`` at each K, on one seeded query sample."""
+    qids = sorted(prep.ds.queries)
+    if max_queries and len(qids) > max_queries:
+        qids = sorted(random.Random(seed).sample(qids, max_queries))
+    base = prep.engine.config
+    out: dict[str, Any] = {"queries": len(qids)}
+    out["fused"], _, out["ms_fused"] = run_mode(prep, "fused", weights, qids)
+    for k in ks:
+        prep.engine.config = dataclasses.replace(base, ranker=ranker, rerank_k=k)
+        problem = prep.engine.search(prep.ds.queries[qids[0]], limit=1).rerank_skipped
+        if problem:
+            raise SystemExit(f"the ranker was not applied: {problem}")
+        metrics, _, ms = run_mode(prep, "fused", weights, qids)
+        out[f"K={k}"] = {**metrics, "ms_per_query": round(ms, 1)}
+        log(f"  fused + ranker K={k}: MRR {metrics['mrr']:.3f} (fused alone {out['fused']['mrr']:.3f}, "
+            f"{len(qids)} queries, {ms:.0f} ms/query)")
+    prep.engine.config = base
+    return out
 
 
 class _MemoStore:
@@ -457,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="RankingWeights overrides for fused mode, e.g. 'lexical=0.1,name_terms=0.08' or JSON")
     parser.add_argument("--sweep", action="store_true", help="evaluate a grid of RankingWeights (fused) variants")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--ranker", default=None, help="an exported ranker: also run fused + ranker (see above)")
+    parser.add_argument("--rerank-k", default="5,10", help="comma-separated K values for --ranker")
+    parser.add_argument("--ranker-max-queries", type=int, default=100,
+                        help="queries sampled per set for the --ranker rows (0: all)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--save", type=Path, default=None, help="also write the JSON report to this file")
     args = parser.parse_args(argv)
@@ -478,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "command": "python bench/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine_info(encoder), "chunker_note": chunker_note,
-        "weights": dataclasses.asdict(fused_weights), "weight_overrides": overrides,
+        "weights": dataclasses.asdict(fused_weights), "weight_overrides": overrides, "ranker": args.ranker,
         "defaults": dataclasses.asdict(RankingWeights()),
         "cutoff": CUTOFF, "datasets": {}, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
         "load_before": load_average(),
@@ -507,6 +539,9 @@ def main(argv: list[str] | None = None) -> int:
             fused = rrf(rankings["dense"], rankings["lexical"])
             entry["modes"]["rrf (bench-side)"] = mean_metrics(
                 [query_metrics(fused[q], ds.qrels[q]) for q in ds.queries])
+        if args.ranker:
+            entry["ranker"] = run_ranker(prep, args.ranker, [int(k) for k in args.rerank_k.split(",")],
+                                         args.ranker_max_queries or None, args.seed, fused_weights)
         if grid and ds.split == "dev":
             clock = Stopwatch()
             sweep_results[name] = run_sweep(prep, grid)
@@ -568,6 +603,14 @@ def print_report(report: dict[str, Any], modes: list[str]) -> None:
     rows = [[name, e["split"], e["docs"], e["queries"], e["bm25_mrr_readme"]]
             + [e["modes"].get(c, {}).get("mrr") for c in cols] for name, e in report["datasets"].items()]
     print(table(["set", "split", "docs", "queries", "BM25 (README)", *cols], rows))
+    ranked = {name: e["ranker"] for name, e in report["datasets"].items() if "ranker" in e}
+    if ranked:
+        ks = [key for key in next(iter(ranked.values())) if key.startswith("K=")]
+        print(f"\n## fused + ranker {report['ranker']} (MRR; ms/query on {report['machine'].get('provider')})\n")
+        rows = [[name, r["queries"], r["fused"]["mrr"]] + [r[k]["mrr"] for k in ks]
+                + [r["ms_fused"]] + [r[k]["ms_per_query"] for k in ks] for name, r in ranked.items()]
+        print(table(["set", "queries", "fused", *[f"+ ranker {k}" for k in ks], "ms fused",
+                     *[f"ms {k}" for k in ks]], rows))
     if "sweep" in report:
         names = list(report["sweep"]["results"])
         print(f"\n## sweep (fused MRR on dev sets; sorted by mean MRR over {len(names)} sets)\n")

@@ -99,7 +99,10 @@ def cmd_retrieve(args: argparse.Namespace) -> None:
         rq, rc, rr, rg = [], [], [], []
         for q, rel in enumerate(rset.relevant):
             for c, (rank, gain) in rel.items():
-                rq.append(q), rc.append(c), rr.append(rank), rg.append(gain)
+                rq.append(q)
+                rc.append(c)
+                rr.append(rank)
+                rg.append(gain)
         out = work / "retrieval" / f"{slug(name)}.npz"
         out.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(out, query_ids=np.asarray(rset.query_ids), top=rset.top.astype(np.int32),
@@ -170,6 +173,33 @@ def subset(rset: Any, rows: list[int]) -> Any:
                      rset.docs, rset.top[rows], [rset.relevant[q] for q in rows])
 
 
+def blended_scores(scores: np.ndarray, weight: float) -> np.ndarray:
+    """Scores whose order is a weighted rank blend inside each row's top K (an alternative to the
+    engine's pure ranker order, evaluated here only): ``-(1 - w) * retriever_rank - w * ranker_rank``,
+    with the retriever's rank being the column index. Applied to the first K columns by the caller."""
+    k = scores.shape[1]
+    ranker_rank = np.argsort(np.argsort(-scores, axis=1, kind="stable"), axis=1, kind="stable")
+    retriever_rank = np.broadcast_to(np.arange(k), scores.shape)
+    return -((1.0 - weight) * retriever_rank + weight * ranker_rank).astype(np.float64)
+
+
+def reciprocal_ranks(rset: Any, scores: np.ndarray | None, k: int) -> np.ndarray:
+    """Per-query 1 / (rank of the first relevant document) after re-ranking the top ``k``."""
+    from codesearch_trainer.ranker_train import reranked_ranks
+
+    return np.asarray([1.0 / min(r for r, _ in reranked_ranks(rset, q, None if scores is None else scores[q], k)
+                                 .values()) for q in range(len(rset.query_ids))])
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, seed: int, resamples: int = 2000) -> dict[str, float]:
+    """Mean of ``a - b`` over the same queries and its 95 % percentile-bootstrap interval."""
+    diff = a - b
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    return {"mean": float(diff.mean()), "ci_low": float(np.percentile(means, 2.5)),
+            "ci_high": float(np.percentile(means, 97.5)), "queries": len(diff)}
+
+
 def cmd_quality(args: argparse.Namespace) -> None:
     """Metrics on the queries every listed ranker scored (all of them unless ``score --max-queries``)."""
     from codesearch_trainer.ranker_train import rerank_metrics
@@ -177,6 +207,7 @@ def cmd_quality(args: argparse.Namespace) -> None:
     work = Path(args.work)
     meta = _read_json(work / "retrieval.json")
     results: dict[str, Any] = {"ks": list(args.ks), "sets": {}}
+    pooled: dict[str, list[np.ndarray]] = {}
     for name, info in meta["sets"].items():
         rset = load_set(work, name, Path(args.data_root))
         found = {n: np.load(p) for n in args.names
@@ -188,10 +219,26 @@ def cmd_quality(args: argparse.Namespace) -> None:
         part = subset(rset, rows)
         row: dict[str, Any] = {"queries": len(rows), "queries_total": info["queries"],
                                "documents": info["documents"], "retriever": rerank_metrics(part, None, 0)}
+        pooled.setdefault("retriever", []).append(reciprocal_ranks(part, None, 0))
+        for ranker_name, scores in found.items():
+            for k in args.ks:
+                pooled.setdefault(f"{ranker_name} K={k}", []).append(reciprocal_ranks(part, scores[rows], k))
         for ranker_name, scores in found.items():
             row[ranker_name] = {str(k): rerank_metrics(part, scores[rows], k) for k in args.ks
                                 if k <= scores.shape[1]}
+            for weight in args.blend:
+                row[f"{ranker_name} blend {weight:g}"] = {
+                    str(k): rerank_metrics(part, blended_scores(scores[rows][:, :k], weight), k)
+                    for k in args.ks if k <= scores.shape[1]}
         results["sets"][name] = row
+    rr = {name: np.concatenate(parts) for name, parts in pooled.items()}
+    results["paired_mrr"] = {name: paired_difference(rr[name], rr["retriever"], args.seed)
+                             for name in rr if name != "retriever"}
+    if len(found) == 2:
+        first, second = found
+        results["paired_mrr"].update({
+            f"{first} - {second} K={k}": paired_difference(rr[f"{first} K={k}"], rr[f"{second} K={k}"], args.seed)
+            for k in args.ks})
     _write_json(work / "quality.json", results)
     print(json.dumps(results, indent=1)[:4000])
 
@@ -319,6 +366,12 @@ def cmd_table(args: argparse.Namespace) -> None:
                     + [float(np.mean(mean[f"{n}{k}"])) if mean.get(f"{n}{k}") else None for n in names for k in ks])
         print(f"\n{metric.upper() if metric == 'mrr' else metric}:\n")
         print(table(headers, rows))
+    paired = quality.get("paired_mrr", {})
+    if paired:
+        print("\nMRR difference over all scored queries pooled (mean, 95 % paired bootstrap interval; "
+              "a plain name is compared with the retriever alone):\n")
+        print(table(["comparison", "queries", "mean difference", "95 % low", "95 % high"],
+                    [[name, d["queries"], d["mean"], d["ci_low"], d["ci_high"]] for name, d in paired.items()]))
     lat_rows = []
     for path in sorted(work.glob("latency-*.json")):
         lat = _read_json(path)
@@ -361,6 +414,8 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("quality")
     p.add_argument("--names", type=lambda s: s.split(","), default=["random", "hard"])
     p.add_argument("--ks", type=lambda s: [int(x) for x in s.split(",")], default=list(KS))
+    p.add_argument("--blend", type=lambda s: [float(x) for x in s.split(",")], default=[],
+                   help="Also evaluate rank blends with these ranker weights (0..1), e.g. 0.5 (see blended_scores).")
     p = sub.add_parser("latency")
     p.add_argument("--ranker", required=True)
     p.add_argument("--retriever", help="Also time the retriever's query encoding (an exported encoder).")

@@ -43,7 +43,7 @@ from .types import SearchHit
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RERANK_K = 5  # from the CPU latency in docs/ranker.md (≈0.2 s per re-ranked hit on 2 busy cores)
+DEFAULT_RERANK_K = 5  # least quality lost and least latency of K in {5, 10, 20, 50}: docs/ranker.md
 DEFAULT_QUERY_MAX_LENGTH = 64
 CHARS_PER_TOKEN_CAP = 12  # texts are cut at this many characters per token of budget before tokenising
 RANKER_SOURCE = "ranker"
