@@ -485,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="RankingWeights overrides for fused mode, e.g. 'lexical=0.1,name_terms=0.08' or JSON")
     parser.add_argument("--sweep", action="store_true", help="evaluate a grid of RankingWeights (fused) variants")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--model", default=None,
+                        help="encoder as the engine takes it (default: the embedded model); use a separate "
+                             "--work-dir so the default model's indexes stay as they are")
     parser.add_argument("--ranker", default=None, help="an exported ranker: also run fused + ranker (see above)")
     parser.add_argument("--rerank-k", default="5,10", help="comma-separated K values for --ranker")
     parser.add_argument("--ranker-max-queries", type=int, default=100,
@@ -506,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = parse_weights(args.weights)
     fused_weights = make_weights(overrides)
-    encoder = CachingEncoder(load_onnx_encoder(EngineConfig(device=args.device), log))
+    encoder = CachingEncoder(load_onnx_encoder(EngineConfig(model=args.model, device=args.device), log))
     report: dict[str, Any] = {
         "command": "python bench/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine_info(encoder), "chunker_note": chunker_note,
