@@ -327,11 +327,12 @@ def run_ranker(prep: Prepared, ranker: str, ks: Sequence[int], max_queries: int 
     base = prep.engine.config
     out: dict[str, Any] = {"queries": len(qids)}
     out["fused"], _, out["ms_fused"] = run_mode(prep, "fused", weights, qids)
+    prep.engine.config = dataclasses.replace(base, ranker=ranker)
+    problem = prep.engine.search(prep.ds.queries[qids[0]], limit=1).rerank_skipped  # loads it once
+    if problem:
+        raise SystemExit(f"the ranker was not applied: {problem}")
     for k in ks:
         prep.engine.config = dataclasses.replace(base, ranker=ranker, rerank_k=k)
-        problem = prep.engine.search(prep.ds.queries[qids[0]], limit=1).rerank_skipped
-        if problem:
-            raise SystemExit(f"the ranker was not applied: {problem}")
         metrics, _, ms = run_mode(prep, "fused", weights, qids)
         out[f"K={k}"] = {**metrics, "ms_per_query": round(ms, 1)}
         log(f"  fused + ranker K={k}: MRR {metrics['mrr']:.3f} (fused alone {out['fused']['mrr']:.3f}, "

@@ -183,12 +183,13 @@ def blended_scores(scores: np.ndarray, weight: float) -> np.ndarray:
     return -((1.0 - weight) * retriever_rank + weight * ranker_rank).astype(np.float64)
 
 
-def reciprocal_ranks(rset: Any, scores: np.ndarray | None, k: int) -> np.ndarray:
-    """Per-query 1 / (rank of the first relevant document) after re-ranking the top ``k``."""
-    from codesearch_trainer.ranker_train import reranked_ranks
+def evaluate(rset: Any, scores: np.ndarray | None, k: int) -> tuple[dict[str, float], np.ndarray]:
+    """Metrics after re-ranking the top ``k`` (``rerank_metrics``) and each query's reciprocal rank,
+    from one pass over the re-ranked ranks."""
+    from codesearch_trainer.ranker_train import metrics_from_ranks, reranked_ranks
 
-    return np.asarray([1.0 / min(r for r, _ in reranked_ranks(rset, q, None if scores is None else scores[q], k)
-                                 .values()) for q in range(len(rset.query_ids))])
+    ranked = [reranked_ranks(rset, q, None if scores is None else scores[q], k) for q in range(len(rset.query_ids))]
+    return metrics_from_ranks(ranked), np.asarray([1.0 / min(r for r, _ in rel.values()) for rel in ranked])
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, seed: int, resamples: int = 2000) -> dict[str, float]:
@@ -202,12 +203,10 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int, resamples: int = 
 
 def cmd_quality(args: argparse.Namespace) -> None:
     """Metrics on the queries every listed ranker scored (all of them unless ``score --max-queries``)."""
-    from codesearch_trainer.ranker_train import rerank_metrics
-
     work = Path(args.work)
     meta = _read_json(work / "retrieval.json")
     results: dict[str, Any] = {"ks": list(args.ks), "sets": {}}
-    pooled: dict[str, list[np.ndarray]] = {}
+    pooled: dict[str, list[np.ndarray]] = {}  # per-query reciprocal ranks, set after set
     for name, info in meta["sets"].items():
         rset = load_set(work, name, Path(args.data_root))
         found = {n: np.load(p) for n in args.names
@@ -218,27 +217,28 @@ def cmd_quality(args: argparse.Namespace) -> None:
         rows = np.flatnonzero(scored).tolist()
         part = subset(rset, rows)
         row: dict[str, Any] = {"queries": len(rows), "queries_total": info["queries"],
-                               "documents": info["documents"], "retriever": rerank_metrics(part, None, 0)}
-        pooled.setdefault("retriever", []).append(reciprocal_ranks(part, None, 0))
+                               "documents": info["documents"]}
+        row["retriever"], rr = evaluate(part, None, 0)
+        pooled.setdefault("retriever", []).append(rr)
         for ranker_name, scores in found.items():
-            for k in args.ks:
-                pooled.setdefault(f"{ranker_name} K={k}", []).append(reciprocal_ranks(part, scores[rows], k))
-        for ranker_name, scores in found.items():
-            row[ranker_name] = {str(k): rerank_metrics(part, scores[rows], k) for k in args.ks
-                                if k <= scores.shape[1]}
+            ks = [k for k in args.ks if k <= scores.shape[1]]
+            row[ranker_name] = {}
+            for k in ks:
+                row[ranker_name][str(k)], rr = evaluate(part, scores[rows], k)
+                pooled.setdefault(f"{ranker_name} K={k}", []).append(rr)
             for weight in args.blend:
                 row[f"{ranker_name} blend {weight:g}"] = {
-                    str(k): rerank_metrics(part, blended_scores(scores[rows][:, :k], weight), k)
-                    for k in args.ks if k <= scores.shape[1]}
+                    str(k): evaluate(part, blended_scores(scores[rows][:, :k], weight), k)[0] for k in ks}
         results["sets"][name] = row
-    rr = {name: np.concatenate(parts) for name, parts in pooled.items()}
-    results["paired_mrr"] = {name: paired_difference(rr[name], rr["retriever"], args.seed)
-                             for name in rr if name != "retriever"}
-    if len(found) == 2:
-        first, second = found
-        results["paired_mrr"].update({
-            f"{first} - {second} K={k}": paired_difference(rr[f"{first} K={k}"], rr[f"{second} K={k}"], args.seed)
-            for k in args.ks})
+    rr_all = {name: np.concatenate(parts) for name, parts in pooled.items()}
+    comparisons = [(name, name, "retriever") for name in rr_all if name != "retriever"]  # (label, a, b)
+    present = [n for n in args.names if any(key.startswith(f"{n} K=") for key in rr_all)]
+    if len(present) == 2:
+        first, second = present
+        comparisons += [(f"{first} - {second} K={k}", f"{first} K={k}", f"{second} K={k}") for k in args.ks
+                        if f"{first} K={k}" in rr_all and f"{second} K={k}" in rr_all]
+    results["paired_mrr"] = {label: paired_difference(rr_all[a], rr_all[b], args.seed)
+                             for label, a, b in comparisons if len(rr_all[a]) == len(rr_all[b])}
     _write_json(work / "quality.json", results)
     print(json.dumps(results, indent=1)[:4000])
 

@@ -134,6 +134,7 @@ class Engine:
         self._ranker: OnnxRanker | None = None
         self._ranker_problem: str | None = None
         self._ranker_loaded = False
+        self._ranker_lock = threading.Lock()  # loading takes a second; searches of the index need not wait
         self._pending_cache: tuple[str, float, int] | None = None
         self._file_lock = FileLock(str(self.dir / "write.lock"))
         self._last_save = time.monotonic()
@@ -320,10 +321,9 @@ class Engine:
                                             weights=self.weights, mode=mode)
         pending = self._pending_count(encoder.model_key) if encoder else self.store.counts("")[1]
         hits, info = rerank_hits(ranker, query, outcome.hits, outcome.texts, self.config.rerank_k)
-        skipped = self._ranker_problem if self.config.ranker and ranker is None else (
-            info.skipped if ranker is not None else None)
+        skipped = info.skipped if ranker is not None else self._ranker_problem
         return SearchResult(hits[:limit], pending, outcome.dense_used, outcome.lexical_used,
-                            reranked=info.k if ranker is not None else 0, rerank_skipped=skipped)
+                            reranked=info.k, rerank_skipped=skipped)
 
     def _pending_count(self, model_key: str) -> int:
         """Chunks without a vector; cached briefly, as every search reports it."""
@@ -339,7 +339,7 @@ class Engine:
         """The configured ranker, loaded once; a broken one is reported once and left out."""
         if not self.config.ranker:
             return None
-        with self._index_lock:
+        with self._ranker_lock:
             if not self._ranker_loaded:
                 self._ranker_loaded = True
                 self._ranker, self._ranker_problem = load_ranker(self.config.ranker, self.config.device)

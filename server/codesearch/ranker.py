@@ -247,20 +247,3 @@ def rerank_hits(ranker: OnnxRanker | None, query: str, hits: list[SearchHit], te
         log.warning("%s", reason)
         return list(hits), RerankInfo(0, time.perf_counter() - started, reason)
     return rerank(hits, scores, n), RerankInfo(n, time.perf_counter() - started, None)
-
-
-def read_hit_texts(root: Path | str, hits: Sequence[SearchHit], k: int) -> list[str]:
-    """The code of the first ``k`` hits read from disk (lines ``start_line..end_line``), for callers
-    that do not have the chunk texts at hand; a file that cannot be read gives its snippet."""
-    root = Path(root)
-    cache: dict[str, list[str] | None] = {}
-    out: list[str] = []
-    for hit in hits[: max(k, 0)]:
-        if hit.path not in cache:
-            try:
-                cache[hit.path] = (root / hit.path).read_text(encoding="utf-8", errors="replace").splitlines()
-            except OSError:
-                cache[hit.path] = None
-        lines = cache[hit.path]
-        out.append("\n".join(lines[hit.start_line - 1 : hit.end_line]) if lines else hit.snippet)
-    return out

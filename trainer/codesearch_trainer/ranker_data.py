@@ -302,17 +302,8 @@ class TorchRetriever:
         self.batch_size = batch_size
 
     def _encode(self, texts: Sequence[str], prefix: str) -> FloatArray:
-        import torch
-
-        out = np.zeros((len(texts), self.encoder.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                batch = self.encoder.tokenize([prefix + texts[i] for i in idx])
-                emb = self.encoder(**{k: v.to(self.device) for k, v in batch.items()})
-                out[idx] = emb.float().cpu().numpy()
-        return out
+        vectors: FloatArray = self.encoder.encode(list(texts), batch_size=self.batch_size, prefix=prefix).numpy()
+        return vectors
 
     def encode_queries(self, texts: Sequence[str]) -> FloatArray:
         return self._encode(texts, self.encoder.settings.query_prefix)

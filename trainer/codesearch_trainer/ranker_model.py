@@ -136,10 +136,7 @@ class CrossEncoder(nn.Module):
                     idx = order[start : start + batch_size]
                     batch = self.encode([per_doc[i] for i in idx], [documents[i] for i in idx])
                     batch = {k: v.to(device) for k, v in batch.items()}
-                    if amp:
-                        with autocast(device):
-                            scores = self(**batch)
-                    else:
+                    with autocast(device, enabled=amp):
                         scores = self(**batch)
                     out[idx] = scores.float().cpu()
         finally:

@@ -52,6 +52,15 @@ def section_of(raw: Any) -> Mapping[str, Any] | None:
     return raw if any(key in raw for key in KEYS) else {}
 
 
+def _optional_text(value: Any, unset: tuple[str, ...]) -> tuple[bool, str | None]:
+    """(valid, value): a stripped string, or None for null and the ``unset`` words."""
+    if value is None or (isinstance(value, str) and value.strip() in unset):
+        return True, None
+    if isinstance(value, str):
+        return True, value.strip()
+    return False, None
+
+
 def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
     """Apply the keys present in ``raw`` to ``base``; returns the result and warnings for bad values."""
     settings = base or Settings()
@@ -63,13 +72,11 @@ def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, li
         return settings, [f"ignoring settings that are not an object: {raw!r}"]
     changes: dict[str, Any] = {}
     if "model" in section:
-        model = section["model"]
-        if model is None or (isinstance(model, str) and model.strip() in ("", "default")):
-            changes["model"] = None
-        elif isinstance(model, str):
-            changes["model"] = model.strip()
+        ok, model = _optional_text(section["model"], unset=("", "default"))
+        if ok:
+            changes["model"] = model
         else:
-            warnings.append(f"model must be a string or null, not {model!r}")
+            warnings.append(f"model must be a string or null, not {section['model']!r}")
     if "device" in section:
         device = section["device"]
         if device is None:
@@ -97,13 +104,11 @@ def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, li
         else:
             warnings.append(f"maxFileSize must be a positive number of bytes, not {size!r}")
     if "ranker" in section:
-        ranker = section["ranker"]
-        if ranker is None or (isinstance(ranker, str) and not ranker.strip()):
-            changes["ranker"] = None
-        elif isinstance(ranker, str):
-            changes["ranker"] = ranker.strip()
+        ok, ranker = _optional_text(section["ranker"], unset=("",))
+        if ok:
+            changes["ranker"] = ranker
         else:
-            warnings.append(f"ranker must be a folder path or null, not {ranker!r}")
+            warnings.append(f"ranker must be a folder path or null, not {section['ranker']!r}")
     if "rerankK" in section:
         k = section["rerankK"]
         if k is None:
