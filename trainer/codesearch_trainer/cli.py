@@ -101,6 +101,14 @@ def _base_config(kw: dict[str, Any], lr_default: float) -> dict[str, Any]:
 @click.option("--dev-max-queries", type=int, help="Evaluate dev sets on a seeded sample of queries.")
 @click.option("--dev-max-corpus", type=int, help="Cap dev corpora (all relevant docs kept) for speed.")
 @click.option("--eval-batch-size", default=64, show_default=True, type=int)
+@click.option("--teacher", help="Distil from this frozen encoder (e.g. the base model into a `trainer student`): "
+                                "adds KD and embedding regression to InfoNCE.")
+@click.option("--contrastive-weight", default=1.0, show_default=True, type=float,
+              help="With --teacher: weight of InfoNCE on the labelled pairs (0: pure distillation).")
+@click.option("--distill-kd", default=1.0, show_default=True, type=float,
+              help="With --teacher: weight of the KL to the teacher's in-batch score distribution.")
+@click.option("--distill-regression", default=1.0, show_default=True, type=float,
+              help="With --teacher: weight of the squared distance to the teacher's embeddings.")
 def train(**kw: Any) -> None:
     """Fine-tune an encoder on (query, code) pairs with InfoNCE or Soft-InfoNCE."""
     from .train import TrainConfig
@@ -114,7 +122,9 @@ def train(**kw: Any) -> None:
         scale=kw["scale"], min_weight=kw["min_weight"], batch_size=kw["batch_size"],
         max_length=kw["max_length"], query_max_length=kw["query_max_length"],
         dev_max_queries=kw["dev_max_queries"], dev_max_corpus=kw["dev_max_corpus"],
-        eval_batch_size=kw["eval_batch_size"],
+        eval_batch_size=kw["eval_batch_size"], teacher=kw["teacher"],
+        contrastive_weight=kw["contrastive_weight"], distill_kd=kw["distill_kd"],
+        distill_regression=kw["distill_regression"],
     )
     try:
         result = run_train(cfg)
@@ -142,6 +152,46 @@ def simcse(**kw: Any) -> None:
     except (ValueError, FileNotFoundError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"SimCSE query encoder: {result.best}; {result.steps} steps in {result.seconds:.0f} s")
+
+
+@main.command()
+@click.argument("teacher")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--layers", help="Teacher layers to keep, comma-separated (e.g. 0,3,5).")
+@click.option("--num-layers", type=int, help="Keep this many evenly spaced layers, first and last included "
+                                             "(default: half of the teacher's).")
+@click.option("--max-length", type=int, help="Max tokens (default: the teacher's).")
+def student(teacher: str, out: str, layers: str | None, num_layers: int | None, max_length: int | None) -> None:
+    """Make a smaller student from TEACHER's configuration and layers, for `trainer train --teacher`."""
+    from .student import make_student, save_student
+
+    if layers and num_layers:
+        raise click.UsageError("choose one of --layers and --num-layers")
+    try:
+        keep = [int(x) for x in layers.split(",")] if layers else None
+        encoder, kept = make_student(teacher, layers=keep, num_layers=num_layers, max_length=max_length)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    save_student(encoder, kept, teacher, out)
+    params = sum(p.numel() for p in encoder.parameters())
+    click.echo(f"student of {teacher}: layers {kept}, {params / 1e6:.1f} M parameters, max_length "
+               f"{encoder.settings.max_length} → {out}")
+
+
+@main.command()
+@click.argument("a")
+@click.argument("b")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--weight", required=True, type=click.FloatRange(0, 1), help="Weight of A (B gets 1 − weight).")
+def interpolate(a: str, b: str, out: str, weight: float) -> None:
+    """Average two checkpoints of one architecture, weight · A + (1 − weight) · B, into OUT."""
+    from .student import interpolate as mix
+
+    try:
+        mix(a, b, weight, out)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{weight} × {a} + {1 - weight:g} × {b} → {out}")
 
 
 @main.command()
