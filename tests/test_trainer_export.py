@@ -51,3 +51,6 @@ def test_export_parity_and_int8_report(tmp_path: Path) -> None:
     ModelManifest.read(out8).verify_files(out8)
     got8 = OrtEncoder(out8).encode_documents(texts)
     assert _cos(got8, reference).mean() == pytest.approx(report.mean_cosine, abs=1e-4)
+    recorded = json.loads((out8 / "reference.json").read_text())
+    assert recorded["texts"] == texts and recorded["max_length"] == 64
+    np.testing.assert_allclose(np.array(recorded["embeddings"]), reference, atol=1e-5)
