@@ -49,6 +49,8 @@ def _common_training_options(fn: Any) -> Any:
         click.option("--resume", type=click.Path(exists=True),
                      help="Continue from an epoch-N checkpoint (or the latest in an output folder)."),
         click.option("--log-every", default=10, show_default=True, type=int),
+        click.option("--save-every", type=int,
+                     help="Also write a resumable checkpoint every N steps (into the epoch's folder)."),
         click.option("--no-progress", is_flag=True, help="No progress bar."),
         click.option("-v", "--verbose", is_flag=True),
     ]
@@ -75,7 +77,7 @@ def _base_config(kw: dict[str, Any], lr_default: float) -> dict[str, Any]:
         warmup_ratio=kw["warmup_ratio"], max_grad_norm=kw["max_grad_norm"], seed=kw["seed"],
         amp=kw["amp"], device=kw["device"], max_pairs=kw["max_pairs"],
         min_query_words=kw["min_query_words"], dedupe=not kw["no_dedupe"], resume=kw["resume"],
-        log_every=kw["log_every"], progress=not kw["no_progress"],
+        log_every=kw["log_every"], save_every=kw["save_every"], progress=not kw["no_progress"],
     )
 
 

@@ -82,6 +82,7 @@ class TrainConfig:
     eval_batch_size: int = 64
     resume: str | None = None
     log_every: int = 10
+    save_every: int | None = None  # also checkpoint (resumable, no evaluation) every N steps
     progress: bool = True
     simcse: bool = False  # unsupervised SimCSE: (query, query) pairs, InfoNCE, dropout as noise
     teacher: str | None = None  # distillation from this frozen encoder (see losses.DistillationLoss)
@@ -288,6 +289,18 @@ def _weight_stats(loss_fn: nn.Module, sim: Tensor, positives: Tensor, min_weight
             "w_clamped": float((neg <= min_weight + 1e-6).float().mean())}
 
 
+def save_partial(encoder: Encoder, opt: Optimization, folder: Path, info: dict[str, Any], **progress: Any) -> None:
+    """A resumable mid-epoch checkpoint, written beside ``folder`` and then swapped in."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    encoder.save(tmp, extra=info)
+    opt.save(tmp / STATE_FILE, **progress)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+
+
 def copy_checkpoint(src: Path, dst: Path) -> None:
     tmp = dst.with_name(dst.name + ".tmp")
     if tmp.exists():
@@ -481,6 +494,12 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_ema:.4f}", pairs_s=f"{pairs_per_s:.1f}", epoch=epoch + 1)
+            if cfg.save_every and step % cfg.save_every == 0 and done_in_epoch < len(batches) and di.is_main:
+                save_partial(encoder, opt, out / f"epoch-{epoch + 1}",
+                             {"training": {**settings, "epoch": epoch + 1, "step": step, "partial": True,
+                                           "base_model": cfg.model}},
+                             step=step, epoch=epoch, batches_done=done_in_epoch, best_mrr=best_mrr,
+                             best_epoch=best_epoch, config=dataclasses.asdict(cfg))
             if step % cfg.log_every == 0 or step == 1:
                 metrics.write({
                     "type": "train", "step": step, "epoch": epoch + 1, "loss": loss_value,
