@@ -2,7 +2,7 @@
 # The whole test suite on a fresh machine: installs what it needs, then runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --dev
 # Neovim (Debian's 0.7 build) drives the language server as a real third-party client.
 if ! command -v nvim >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq neovim >/dev/null) \

@@ -35,3 +35,19 @@ def default_model_dir() -> Path:
     from codesearch.models import resolve_model
 
     return resolve_model(None)
+
+
+@pytest.fixture(scope="session")
+def stand_in_models_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``codesearch_models`` package folder whose ``default/`` is a tiny exported encoder: stands in
+    for the shipped default model where the mechanism, not the model, is under test."""
+    pytest.importorskip("torch")
+    from codesearch.onnx_export import export_encoder
+    from codesearch_trainer.testing import tiny_bert
+
+    root = tmp_path_factory.mktemp("stand-in") / "codesearch_models"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    tiny = tiny_bert(tmp_path_factory.mktemp("tiny") / "bert", max_length=64)
+    export_encoder(tiny, root / "default", model_id="tiny stand-in for the shipped default")
+    return root
