@@ -51,3 +51,24 @@ def stand_in_models_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tiny = tiny_bert(tmp_path_factory.mktemp("tiny") / "bert", max_length=64)
     export_encoder(tiny, root / "default", model_id="tiny stand-in for the shipped default")
     return root
+
+
+def source_copy(dest: Path) -> Path:
+    """The repository's files (tracked and untracked, not ignored) copied to ``dest``: builds there
+    leave no ``build/`` in the checkout and cannot pick up stale files from one."""
+    import shutil
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo, capture_output=True,
+                            check=False)
+    if listed.returncode != 0:  # not a git checkout
+        shutil.copytree(repo, dest, ignore=shutil.ignore_patterns(".venv", "build", "*.egg-info", "node_modules",
+                                                                  ".git"))
+        return dest
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        src = repo / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest

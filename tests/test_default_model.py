@@ -20,6 +20,7 @@ import pytest
 from codesearch import models
 from codesearch.embedding import OnnxEncoder
 from codesearch.manifest import ModelManifest
+from conftest import source_copy
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "models" / "codesearch_models" / "default"
@@ -84,7 +85,7 @@ def test_a_wheel_installs_the_models_package(tmp_path: Path) -> None:
     """A normal (non-editable) install gets codesearch_models, and the default model when one is shipped."""
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
-         str(REPO)], capture_output=True, text=True, timeout=600, check=False)
+         str(source_copy(tmp_path / "src"))], capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr
     (wheel,) = tmp_path.glob("codesearch-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())

@@ -17,6 +17,7 @@ import venv
 from pathlib import Path
 
 import pytest
+from conftest import source_copy
 from fixture_repo import make_repo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -69,22 +70,24 @@ def test_search_in_a_fresh_venv_without_torch(tmp_path: Path, stand_in_models_pa
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = env_dir / "bin" / "python"
-    proc = subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)], capture_output=True, text=True,
-                          timeout=1800, check=False)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what the venv holds
+    env["CODESEARCH_CACHE_DIR"] = str(tmp_path / "cache")
+    source = source_copy(tmp_path / "src")
+    proc = subprocess.run([str(python), "-m", "pip", "install", "-q", str(source)], capture_output=True, text=True,
+                          env=env, timeout=1800, check=False)
     if proc.returncode != 0 and any(s in proc.stderr for s in ("NewConnectionError", "Temporary failure in name")):
         pytest.skip(f"the package index is unreachable: {proc.stderr.strip()[-300:]}")
     assert proc.returncode == 0, proc.stderr
     for module in ("torch", "transformers"):
-        probe = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, text=True, check=False)
+        probe = subprocess.run([str(python), "-c", f"import {module}"], capture_output=True, text=True, env=env,
+                               check=False)
         assert probe.returncode != 0, f"{module} was installed without the train/export extras"
     installed = Path(subprocess.run([str(python), "-c", "import codesearch_models; print(codesearch_models.DEFAULT)"],
-                                    capture_output=True, text=True, check=True).stdout.strip())
+                                    capture_output=True, text=True, env=env, check=True).stdout.strip())
     assert installed.parent.parent != REPO / "models"  # a copy in the venv, not this checkout
     if not (SHIPPED / "manifest.json").is_file():
         shutil.copytree(stand_in_models_package / "default", installed)
     root = make_repo(tmp_path / "repo")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["CODESEARCH_CACHE_DIR"] = str(tmp_path / "cache")
     proc = subprocess.run([str(env_dir / "bin" / "codesearch"), "search", "parse the retry header", "--path",
                            str(root), "--json"], capture_output=True, text=True, env=env, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr
