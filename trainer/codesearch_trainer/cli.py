@@ -201,16 +201,19 @@ def interpolate(a: str, b: str, out: str, weight: float) -> None:
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--fp16", is_flag=True, help="Store the graph's weights in fp16.")
 @click.option("--int8", is_flag=True,
-              help="Dynamic int8 quantisation; its measured cosine to the fp32 model is printed.")
+              help="Dynamic int8 quantisation (faster on CPU, lossier, slightly batch-dependent); its measured "
+                   "cosine to the fp32 model is printed.")
+@click.option("--int8-weights", is_flag=True,
+              help="int8 weights with fp32 arithmetic: a quarter of the size, near-lossless, fp32 speed.")
 @click.option("--max-length", type=int, help="Max tokens (default: the checkpoint's).")
 @click.option("--model-id", help="Name recorded in the manifest (default: CHECKPOINT).")
-def export(checkpoint: str, out: str, fp16: bool, int8: bool, max_length: int | None,
+def export(checkpoint: str, out: str, fp16: bool, int8: bool, int8_weights: bool, max_length: int | None,
            model_id: str | None) -> None:
     """Export CHECKPOINT to an ONNX model folder OUT for the engine, validated against PyTorch."""
     from .export import export_checkpoint, quantize_int8
 
-    if fp16 and int8:
-        raise click.UsageError("choose one of --fp16 and --int8")
+    if fp16 + int8 + int8_weights > 1:
+        raise click.UsageError("choose one of --fp16, --int8 and --int8-weights")
     try:
         manifest = export_checkpoint(checkpoint, out, fp16=fp16, max_length=max_length, model_id=model_id)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
@@ -219,8 +222,8 @@ def export(checkpoint: str, out: str, fp16: bool, int8: bool, max_length: int | 
     click.echo(f"exported {checkpoint} → {out} (dimension {manifest.dimension}, max_length "
                f"{manifest.max_length}, {manifest.precision}); validated against PyTorch"
                + (f": minimum cosine {parity}" if parity is not None else ""))
-    if int8:
-        report = quantize_int8(out, checkpoint)
+    if int8 or int8_weights:
+        report = quantize_int8(out, checkpoint, weights_only=int8_weights)
         click.echo(
             f"int8: cosine to the fp32 PyTorch model mean {report.mean_cosine:.4f}, min "
             f"{report.min_cosine:.4f} (fp32 graph {report.fp32_bytes / 2**20:.1f} MiB → int8 "
