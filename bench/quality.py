@@ -259,11 +259,11 @@ def chunker_fingerprint() -> str:
     """Hash of the chunker's and the language table's source: the index does not record it."""
     import hashlib
 
-    import codesearch.chunking
+    import codesearch.chunk.chunker
     import codesearch.languages
 
     digest = hashlib.sha256()
-    for module in (codesearch.chunking, codesearch.languages):
+    for module in (codesearch.chunk.chunker, codesearch.languages):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()[:16]
 
@@ -391,7 +391,7 @@ SWEEP_LIMIT = 150  # chunks per query in the sweep (MRR/NDCG@10 need only the he
 
 def run_sweep(prep: Prepared, grid: list[tuple[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     """Fused metrics for every weight variant; each query's retrieval is done once (memoised)."""
-    from codesearch.search import run_search
+    from codesearch.query.search import run_search
 
     engine = prep.engine
     index = engine._vector_index()
@@ -436,7 +436,7 @@ def parse_weights(spec: str | None) -> dict[str, float]:
 
 
 def make_weights(overrides: dict[str, float]) -> Any:
-    from codesearch.search import RankingWeights
+    from codesearch.query.search import RankingWeights
 
     known = {f.name: f.type for f in dataclasses.fields(RankingWeights)}
     bad = set(overrides) - set(known)
@@ -449,7 +449,7 @@ def make_weights(overrides: dict[str, float]) -> Any:
 
 def sweep_grid(base: dict[str, float]) -> list[tuple[str, dict[str, float]]]:
     """lexical weight × name/path-term boosts (off, default, doubled) × non-definition penalty on/off."""
-    from codesearch.search import RankingWeights
+    from codesearch.query.search import RankingWeights
 
     d = RankingWeights()
     grid: list[tuple[str, dict[str, float]]] = []
@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
 
     chunker_note = ensure_chunker()
     from codesearch.engine import EngineConfig, load_onnx_encoder
-    from codesearch.search import RankingWeights
+    from codesearch.query.search import RankingWeights
 
     overrides = parse_weights(args.weights)
     fused_weights = make_weights(overrides)

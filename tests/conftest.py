@@ -32,6 +32,6 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 @pytest.fixture(scope="session")
 def default_model_dir() -> Path:
     """The embedded default exported to ONNX once per test session (shared cache across runs)."""
-    from codesearch.models import resolve_model
+    from codesearch.embed.model_specs import resolve_model
 
     return resolve_model(None)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from codesearch.embedding import CPU, OnnxEncoder, ProviderError, choose_provider
-from codesearch.manifest import ModelManifest
+from codesearch.embed.encoder import CPU, OnnxEncoder, ProviderError, choose_provider
+from codesearch.embed.manifest import ModelManifest
 
 pytestmark = pytest.mark.slow
 

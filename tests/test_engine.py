@@ -243,7 +243,7 @@ def test_chunker_change_rechunks_without_reembedding(tmp_path: Path) -> None:
 
 
 def test_integrity_check_runs_only_after_an_unclean_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from codesearch.store import Store
+    from codesearch.index.store import Store
 
     root = make_repo(tmp_path / "repo")
     engine = engine_for(root)

@@ -52,7 +52,7 @@ def test_search_params_validation() -> None:
 
 
 def test_folder_inside_a_workspace_folder_becomes_an_anchored_glob() -> None:
-    from codesearch.search import glob_match
+    from codesearch.query.search import glob_match
 
     assert under_folder("src", None) == "src/**"
     assert glob_match("src/http/retry.py", "src/**") and not glob_match("crates/hash/src/lib.rs", "src/**")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from codesearch.files import WalkOptions
+from codesearch.walk.walker import WalkOptions
 from codesearch.watcher import Batch, Coalescer, FolderWatcher, PathFilter
 from fixture_repo import make_repo
 

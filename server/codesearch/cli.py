@@ -18,9 +18,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from . import __version__
 from .engine import Engine, EngineConfig, EngineError, SearchResult
-from .indexer import EmbedReport, SyncReport
-from .indexer import Progress as IndexProgress
-from .ranker import DEFAULT_RERANK_K
+from .index.indexer import EmbedReport, SyncReport
+from .index.indexer import Progress as IndexProgress
+from .query.rerank import DEFAULT_RERANK_K
 from .types import SearchHit
 
 EXIT_ERROR = 1

@@ -17,15 +17,15 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .files import WalkOptions
-from .indexer import EmbedReport, Indexer, ProgressCallback, SyncReport, chunker_fingerprint
-from .manifest import ModelManifest
+from .embed.manifest import ModelManifest
+from .index.indexer import EmbedReport, Indexer, ProgressCallback, SyncReport, chunker_fingerprint
+from .index.store import Store
+from .index.vector_index import VectorIndex
 from .paths import workspace_dir
-from .ranker import DEFAULT_RERANK_K, OnnxRanker, load_ranker, rerank_hits
-from .search import RankingWeights, SearchFilters, SearchOutcome, run_search
-from .store import Store
+from .query.rerank import DEFAULT_RERANK_K, OnnxRanker, load_ranker, rerank_hits
+from .query.search import RankingWeights, SearchFilters, SearchOutcome, run_search
 from .types import Encoder, SearchHit
-from .vector_index import VectorIndex
+from .walk.walker import WalkOptions
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,8 @@ class SearchResult:
 
 
 def load_onnx_encoder(config: EngineConfig, on_status: Callable[[str], None] | None = None) -> Encoder:
-    from .embedding import OnnxEncoder, ProviderError, default_threads
-    from .models import ModelError, resolve_model
+    from .embed.encoder import OnnxEncoder, ProviderError, default_threads
+    from .embed.model_specs import ModelError, resolve_model
 
     try:
         folder = resolve_model(config.model, on_status)
@@ -371,7 +371,7 @@ class Engine:
 
     def stale_files(self) -> list[str]:
         """Files whose size or mtime on disk differ from the index (or that are new or gone)."""
-        from .files import walk
+        from .walk.walker import walk
 
         known = self.store.files()
         current = {f.path: f for f in walk(self.root, self.config.walk_options()).files}

@@ -2,7 +2,7 @@
 
 The graph itself (pooling and normalisation inside), the manifest and the parity check
 (cosine ≥ 0.9999 against PyTorch on a mixed-length batch) are the engine's
-``codesearch.onnx_export.export_encoder``; this module supplies the checkpoint's settings and
+``codesearch.embed.onnx_export.export_encoder``; this module supplies the checkpoint's settings and
 training record, and the optional int8 variant, whose quality loss it measures and prints: a
 naive dynamic int8 quantisation of MiniLM-class encoders loses a lot (cosine to the fp32 model
 around 0.9), so it is never silent.
@@ -64,9 +64,9 @@ def export_checkpoint(
 ) -> Any:
     """Export and validate; returns the engine's ``ModelManifest``."""
     try:
-        from codesearch.onnx_export import export_encoder
+        from codesearch.embed.onnx_export import export_encoder
     except ImportError as exc:
-        raise RuntimeError("trainer export needs codesearch.onnx_export (the engine's exporter)") from exc
+        raise RuntimeError("trainer export needs codesearch.embed.onnx_export (the engine's exporter)") from exc
     source = Path(resolve_model(str(checkpoint)))
     settings = read_settings(source)
     return export_encoder(
@@ -88,7 +88,7 @@ def quantize_int8(folder: str | os.PathLike[str], checkpoint: str | os.PathLike[
 
     The manifest records ``precision: int8`` and the measured figures under ``extra.int8``.
     """
-    from codesearch.manifest import ModelManifest, file_sha256
+    from codesearch.embed.manifest import ModelManifest, file_sha256
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from .evaluate import OrtEncoder

@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
+from ..embed.manifest import ModelManifest
 from ..engine import EngineConfig, load_onnx_encoder
-from ..manifest import ModelManifest
 from ..types import Encoder, Vectors
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
-from ..indexer import Progress
+from ..index.indexer import Progress
 from ..types import Encoder
 from ..watcher import Batch, Coalescer
 from .encoders import SharedEncoder

@@ -28,7 +28,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from .. import __version__
 from ..engine import EngineError, SearchResult
-from ..indexer import Progress
+from ..index.indexer import Progress
 from ..types import SearchHit
 from ..watcher import Batch, FolderWatcher, PathFilter, is_ignore_file
 from .encoders import SharedEncoder

@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..engine import EngineConfig
-from ..files import DEFAULT_MAX_FILE_SIZE
-from ..ranker import DEFAULT_RERANK_K
+from ..query.rerank import DEFAULT_RERANK_K
+from ..walk.walker import DEFAULT_MAX_FILE_SIZE
 
 SECTION = "codesearch"
 DEVICES = ("auto", "cpu", "cuda")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..lexical import identifier_terms
+from ..index.identifiers import identifier_terms
 from ..types import Encoder, Vectors
 
 FAKE_ENCODER_ENV = "CODESEARCH_TEST_FAKE_ENCODER"

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pathspec import GitIgnoreSpec
 
-from .languages import detect_language, is_generated_name, language_for_path
+from ..languages import detect_language, is_generated_name, language_for_path
 
 SkipReason = Literal[
     "binary",  # NUL byte near the start

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from tree_sitter import Node, Query, QueryCursor
 
-from .languages import get_language, get_parser
-from .types import Chunk, ChunkedFile
+from ..languages import get_language, get_parser
+from ..types import Chunk, ChunkedFile
 
 
 @dataclass(frozen=True, slots=True)

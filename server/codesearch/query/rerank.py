@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .embedding import OnnxModel
-from .manifest import ManifestError, ModelManifest
-from .types import SearchHit
+from ..embed.encoder import OnnxModel
+from ..embed.manifest import ManifestError, ModelManifest
+from ..types import SearchHit
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .lexical import fts_query, index_text
-from .types import Chunk, Vectors
+from ..types import Chunk, Vectors
+from .identifiers import fts_query, index_text
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Export a Hugging Face encoder to the ONNX model folder the engine reads, and prove parity.
 
 This is the only module of the engine that imports torch and transformers, and it does so only
-when called; the engine runs it in a separate process (``python -m codesearch.onnx_export``) so
+when called; the engine runs it in a separate process (``python -m codesearch.embed.onnx_export``) so
 that a language server or a search never loads torch.
 
 Uses the dynamo-based exporter: the legacy TorchScript exporter traces transformers' attention
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .embedding import pad_encodings
+from .encoder import pad_encodings
 from .manifest import ModelManifest, file_sha256
 
 if TYPE_CHECKING:
@@ -296,7 +296,7 @@ def validate_encoder(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m codesearch.onnx_export",
+        prog="python -m codesearch.embed.onnx_export",
         description="Export a Hugging Face encoder (folder or hub id) to a codesearch ONNX model folder.",
     )
     parser.add_argument("source")

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..types import Vectors
 from .manifest import ModelManifest
-from .types import Vectors
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import chunk_file
-from .files import IgnoreRules, SourceFile, WalkOptions, inspect_file, read_text, walk
-from .languages import detect_language
+from ..chunk.chunker import chunk_file
+from ..languages import detect_language
+from ..types import Encoder
+from ..walk.walker import IgnoreRules, SourceFile, WalkOptions, inspect_file, read_text, walk
 from .store import FileRow, Store, text_hash
-from .types import Encoder
 from .vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,11 @@ def chunker_fingerprint() -> str:
     """Changes whenever chunking could: the chunker's and language table's code, the grammars' versions."""
     from importlib import metadata
 
-    from . import chunking, languages
+    from .. import languages
+    from ..chunk import chunker
 
     digest = hashlib.blake2b(digest_size=8)
-    for module in (chunking, languages):
+    for module in (chunker, languages):
         digest.update(Path(module.__file__ or "").read_bytes())
     for package in sorted({module for module, _ in languages._GRAMMARS.values()} | {"tree_sitter"}):
         name = package.replace("_", "-")

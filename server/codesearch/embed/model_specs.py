@@ -20,8 +20,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from ..paths import cache_root
 from .manifest import ManifestError, ModelManifest, is_exported_model
-from .paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def resolve_model(spec: str | None, on_status: Callable[[str], None] | None = No
 def run_export(source: str, target: Path, model_id: str) -> None:
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    cmd = [sys.executable, "-m", "codesearch.onnx_export", source, str(target), "--model-id", model_id]
+    cmd = [sys.executable, "-m", "codesearch.embed.onnx_export", source, str(target), "--model-id", model_id]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

@@ -17,7 +17,7 @@ from pathlib import Path
 import hnswlib
 import numpy as np
 
-from .types import Vectors
+from ..types import Vectors
 
 log = logging.getLogger(__name__)
 

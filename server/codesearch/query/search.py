@@ -14,10 +14,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .lexical import looks_like_identifier, query_terms, split_identifier
-from .store import ChunkRow, Store
-from .types import Encoder, SearchHit
-from .vector_index import VectorIndex
+from ..index.identifiers import looks_like_identifier, query_terms, split_identifier
+from ..index.store import ChunkRow, Store
+from ..index.vector_index import VectorIndex
+from ..types import Encoder, SearchHit
 
 TEST_PATH = re.compile(r"(^|/)(tests?|__tests__|spec|specs|testing)(/|$)|(^|/)test_[^/]*$|_test\.\w+$|"
                        r"\.(test|spec)\.\w+$|Tests?\.\w+$")
