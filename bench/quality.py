@@ -436,7 +436,7 @@ def parse_weights(spec: str | None) -> dict[str, float]:
 
 
 def make_weights(overrides: dict[str, float]) -> Any:
-    from codesearch.query.search import RankingWeights
+    from codesearch.query.scoring import RankingWeights
 
     known = {f.name: f.type for f in dataclasses.fields(RankingWeights)}
     bad = set(overrides) - set(known)
@@ -449,7 +449,7 @@ def make_weights(overrides: dict[str, float]) -> Any:
 
 def sweep_grid(base: dict[str, float]) -> list[tuple[str, dict[str, float]]]:
     """lexical weight × name/path-term boosts (off, default, doubled) × non-definition penalty on/off."""
-    from codesearch.query.search import RankingWeights
+    from codesearch.query.scoring import RankingWeights
 
     d = RankingWeights()
     grid: list[tuple[str, dict[str, float]]] = []
@@ -506,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
 
     chunker_note = ensure_chunker()
     from codesearch.engine import EngineConfig, load_onnx_encoder
-    from codesearch.query.search import RankingWeights
+    from codesearch.query.scoring import RankingWeights
 
     overrides = parse_weights(args.weights)
     fused_weights = make_weights(overrides)

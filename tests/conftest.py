@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from codesearch.lsp.testing import FakeEncoder
+from fakes import FakeEncoder
 
 __all__ = ["FakeEncoder"]
 

@@ -1,6 +1,6 @@
 """codesearch-ls end to end: the real server subprocess driven by pytest-lsp's client.
 
-These use the seeded fake encoder (CODESEARCH_TEST_FAKE_ENCODER=1) so that indexing takes well
+These use the seeded fake encoder (tests/fakes.py, through the engine's encoder hook) so that indexing takes well
 under a second; test_lsp_model.py runs the real default model.
 """
 
@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from codesearch.embed.loading import ENCODER_FACTORY_ENV
+from fakes import fake_encoder_env
 from fixture_repo import make_repo
 from lsprotocol import converters, types
 from pygls.exceptions import JsonRpcException
@@ -91,8 +93,7 @@ class Client:
 
 
 def server_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["CODESEARCH_TEST_FAKE_ENCODER"] = "1"
+    env = fake_encoder_env(dict(os.environ))
     env.update(extra)
     return env
 
@@ -186,10 +187,11 @@ async def test_index_progress_search_and_symbols(client: Client, repo: Path) -> 
     assert hit["symbol"] == "parse_retry_after" and hit["kind"] == "function" and hit["language"] == "python"
     assert hit["range"]["start"] == {"line": 6, "character": 0}  # `def parse_retry_after` is line 7
     assert hit["range"]["end"]["line"] > 6 and "def parse_retry_after" in hit["snippet"]
-    assert set(hit) == {"uri", "range", "symbol", "kind", "language", "score", "snippet"}
+    assert set(hit) == {"uri", "range", "path", "start_line", "end_line", "symbol", "container", "qualified_name",
+                        "kind", "language", "score", "snippet", "sources"}  # the CLI's shape, plus uri and range
 
     method = top(await client.search("ConnectionPool acquire idle socket"))
-    assert method["symbol"] == "ConnectionPool.acquire" and method["kind"] == "method"
+    assert method["qualified_name"] == "ConnectionPool.acquire" and method["kind"] == "method"
 
     only_ts = await client.search("cart total discount", languages=["typescript"], limit=3)
     assert only_ts["results"] and len(only_ts["results"]) <= 3
@@ -286,7 +288,7 @@ async def test_client_file_events_edit_and_delete(client: Client, repo: Path) ->
 
 async def found_symbol(client: Client, name: str) -> bool:
     hits = (await client.search(name, limit=5))["results"]
-    return any(h["symbol"] == name for h in hits)
+    return any(name in (h["symbol"], h["qualified_name"]) for h in hits)
 
 
 async def eventually(client: Client, name: str, present: bool, within: float = 5.0) -> float:
@@ -435,7 +437,7 @@ async def test_settings_and_multi_root(tmp_path: Path) -> None:
 
 async def test_model_failure_is_reported_and_keywords_still_work(repo: Path) -> None:
     env = server_env()
-    env.pop("CODESEARCH_TEST_FAKE_ENCODER")
+    env.pop(ENCODER_FACTORY_ENV)
     client = await start_client([repo], init_options={"model": "/nonexistent/model-folder"}, env=env)
     try:
         await client.wait_for(lambda: client.last_status.get("state") == "error", what="state error")

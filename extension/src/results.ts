@@ -25,7 +25,9 @@ export interface SearchParams {
 export interface SearchResult {
   uri: string;
   range: LspRange;
+  /** The definition's own name; `qualified_name` adds its class or module (`Pool.acquire`). */
   symbol: string;
+  qualified_name?: string;
   kind: string;
   language: string;
   score: number;
@@ -101,7 +103,8 @@ function escapeIcons(text: string): string {
  *   `workspace.asRelativePath(uri, multiRoot)`, which adds the folder name in multi-root workspaces).
  */
 export function toResultItem(result: SearchResult, relativePath: (uri: string) => string): ResultItem {
-  const name = result.symbol && result.symbol.trim() !== '' ? result.symbol : `${basename(result.uri)} (${result.kind || 'code'})`;
+  const symbol = result.qualified_name || result.symbol;
+  const name = symbol && symbol.trim() !== '' ? symbol : `${basename(result.uri)} (${result.kind || 'code'})`;
   const line = result.range.start.line + 1;
   return {
     label: `$(${kindIcon(result.kind)}) ${escapeIcons(name)}`,

@@ -50,6 +50,11 @@ describe('toResultItem', () => {
     expect(items.map((i) => i.result.symbol)).toEqual(['b', 'a']);
   });
 
+  it('shows the qualified name of a method', () => {
+    const item = toResultItem(result({ symbol: 'acquire', qualified_name: 'ConnectionPool.acquire', kind: 'method' }), rel);
+    expect(item.label).toBe('$(symbol-method) ConnectionPool.acquire');
+  });
+
   it('names results without a symbol after the file and kind', () => {
     const item = toResultItem(result({ symbol: '', kind: 'module', uri: 'file:///ws/src/my%20file.py' }), rel);
     expect(item.label).toBe('$(symbol-module) my file.py (module)');

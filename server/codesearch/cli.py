@@ -6,8 +6,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -17,11 +16,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from . import __version__
-from .engine import Engine, EngineConfig, EngineError, SearchResult
-from .index.indexer import EmbedReport, SyncReport
+from .engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
+from .index.indexer import EmbedReport, Phase, SyncReport
 from .index.indexer import Progress as IndexProgress
 from .query.rerank import DEFAULT_RERANK_K
-from .types import SearchHit
+from .walk.walker import DEFAULT_MAX_FILE_SIZE
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -45,7 +44,7 @@ def model_options(func: Any) -> Any:
                         envvar="CODESEARCH_DEVICE", show_default=True,
                         help="Execution provider; auto uses CUDA only when it truly loads.")(func)
     func = click.option("--exclude", multiple=True, help="Extra glob to leave out (repeatable).")(func)
-    func = click.option("--max-file-size", type=int, default=1 << 20, show_default=True,
+    func = click.option("--max-file-size", type=int, default=DEFAULT_MAX_FILE_SIZE, show_default=True,
                         help="Skip files larger than this many bytes.")(func)
     return func
 
@@ -85,16 +84,16 @@ class ProgressView:
     def __call__(self, p: IndexProgress) -> None:
         if self.plain:
             now = time.monotonic()
-            if now - self.last_plain > 5.0 and p.phase == "embed":
+            if now - self.last_plain > 5.0 and p.phase == Phase.EMBED:
                 self.last_plain = now
                 eta = f", ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
                 err.print(f"embedding {p.embedded}/{p.to_embed} chunks ({p.rate:.1f}/s{eta})")
             return
-        if not self.enabled or p.phase == "scan":
+        if not self.enabled or p.phase == Phase.SCAN:
             return
-        if p.phase == "chunk":
+        if p.phase == Phase.CHUNK:
             self._task("chunk", "chunking files", p.files_total, p.files_done, "")
-        elif p.phase == "embed":
+        elif p.phase == Phase.EMBED:
             eta = f"ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
             self._task("embed", "embedding chunks", p.to_embed, p.embedded, f"{p.rate:.1f} chunks/s {eta}")
 
@@ -104,36 +103,32 @@ class ProgressView:
         self.progress.update(self.tasks[key], total=total, completed=done, extra=extra)
 
 
-@contextmanager
-def writer(engine: Engine, wait: bool) -> Iterator[None]:
-    if not engine.acquire_writer(wait=False):
-        if not wait:
-            fail("another codesearch process (an editor's language server, or another `codesearch index`) "
-                 "is keeping this index up to date; `codesearch search` reads it as it is, or pass --wait",
-                 EXIT_BUSY)
-        err.print("[yellow]another codesearch process is indexing this workspace; waiting for it…[/]")
-        engine.acquire_writer(wait=True)
-    try:
-        yield
-    finally:
-        engine.release_writer()
+def writer(engine: Engine, wait: bool) -> AbstractContextManager[None]:
+    """The workspace write lock for a CLI command (waiting for another process with ``--wait``)."""
+    return engine.writing(wait=wait, on_wait=lambda: err.print(
+        "[yellow]another codesearch process is indexing this workspace; waiting for it…[/]"))
 
 
 def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool = True
                ) -> tuple[SyncReport, EmbedReport | None]:
-    with writer(engine, wait), ProgressView(show_progress) as view:
-        sync = engine.sync(progress=view)
-        status = engine.status()
-        if status.files == 0:
-            fail(f"no indexable files under {engine.root} (check .gitignore, .codesearchignore and "
-                 "--exclude)", EXIT_NO_FILES)
-        if not embed:
-            return sync, None
-        try:
-            return sync, engine.embed(progress=view)
-        except EngineError as exc:
-            fail(str(exc), EXIT_MODEL)
-            raise
+    try:
+        with writer(engine, wait), ProgressView(show_progress) as view:
+            sync = engine.sync(progress=view)
+            if engine.status().files == 0:
+                fail(f"no indexable files under {engine.root} (check .gitignore, .codesearchignore and "
+                     "--exclude)", EXIT_NO_FILES)
+            if not embed:
+                return sync, None
+            try:
+                return sync, engine.embed(progress=view)
+            except EngineError as exc:
+                fail(str(exc), EXIT_MODEL)
+                raise
+    except WorkspaceBusy:
+        fail("another codesearch process (an editor's language server, or another `codesearch index`) "
+             "is keeping this index up to date; `codesearch search` reads it as it is, or pass --wait",
+             EXIT_BUSY)
+        raise
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -175,12 +170,6 @@ def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], 
     )
     for path_, message in sync.read_errors:
         err.print(f"[yellow]unreadable:[/] {path_}: {message}")
-
-
-def hit_json(hit: SearchHit) -> dict[str, Any]:
-    data = asdict(hit)
-    data["sources"] = list(hit.sources)
-    return data
 
 
 def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
@@ -230,19 +219,17 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
                 fail(f"{batch.name}:{n}: expected a JSON object with 'id' and 'query'", EXIT_USAGE)
     engine = open_engine(path, model, device, exclude, max_file_size, ranker=ranker, rerank_k=rerank_k)
     try:
-        if engine.acquire_writer(wait=False):
-            try:
+        try:
+            with engine.writing():
                 run_update(engine, embed=not no_wait and mode != "lexical", show_progress=not as_json)
-            finally:
-                engine.release_writer()
-        else:
+        except WorkspaceBusy:
             err.print("[yellow]another codesearch process is indexing this workspace; answering from "
                       "what it has stored so far[/]")
         if batch is not None:
             for qid, text in queries:
                 result = engine.search(text, limit=limit, languages=languages, path_glob=path_glob, mode=mode) \
                     if text.strip() else None
-                hits = [hit_json(h) for h in result.hits] if result else []
+                hits = [h.to_json() for h in result.hits] if result else []
                 record: dict[str, Any] = {"id": qid, "results": hits}
                 if result is None:
                     record["error"] = "empty query"
@@ -256,7 +243,7 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
     finally:
         engine.close()
     if as_json:
-        sys.stdout.write(json.dumps([hit_json(h) for h in result.hits], indent=2) + "\n")
+        sys.stdout.write(json.dumps([h.to_json() for h in result.hits], indent=2) + "\n")
     else:
         print_hits(result, query, sys.stdout)
         parts = [name for name, used in (("semantic", result.dense_used), ("lexical", result.lexical_used)) if used]
@@ -302,12 +289,14 @@ def status(path: Path, as_json: bool, model: str | None, device: str, exclude: t
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 def clean(path: Path) -> None:
     """Delete the index of PATH (it lives in the user cache, never in the workspace)."""
-    engine = open_engine(path, None, "cpu", (), 1 << 20)
-    if not engine.acquire_writer(wait=False):
+    engine = open_engine(path, None, "cpu", (), DEFAULT_MAX_FILE_SIZE)
+    folder = engine.dir
+    try:
+        with engine.writing():
+            engine.clean()
+    except WorkspaceBusy:
         engine.close()
         fail("another codesearch process is indexing this workspace; stop it first", EXIT_ERROR)
-    folder = engine.dir
-    engine.clean()
     err.print(f"removed {folder}")
 
 

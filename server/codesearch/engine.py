@@ -11,21 +11,24 @@ import logging
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .embed.manifest import ModelManifest
+from .embed.loading import EncoderLoadError, load_encoder
 from .index.indexer import EmbedReport, Indexer, ProgressCallback, SyncReport, chunker_fingerprint
 from .index.store import Store
 from .index.vector_index import VectorIndex
 from .paths import workspace_dir
-from .query.rerank import DEFAULT_RERANK_K, OnnxRanker, load_ranker, rerank_hits
-from .query.search import RankingWeights, SearchFilters, SearchOutcome, run_search
-from .types import Encoder, SearchHit
-from .walk.walker import WalkOptions
+from .query.filters import SearchFilters
+from .query.rerank import DEFAULT_RERANK_K, OnnxRanker, load_ranker
+from .query.scoring import RankingWeights
+from .query.search import run_search
+from .types import Encoder, SearchHit, SearchMode
+from .walk.walker import DEFAULT_MAX_FILE_SIZE, WalkOptions, walk
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ class EngineConfig:
     model: str | None = None  # None/"default", an exported folder, an HF folder or an HF id
     device: str = "auto"  # auto | cpu | cuda
     exclude: tuple[str, ...] = ()
-    max_file_size: int = 1 << 20
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
     ranker: str | None = None  # an exported ranker folder; re-ranks the top rerank_k hits
     rerank_k: int = DEFAULT_RERANK_K
 
@@ -71,6 +74,7 @@ class EngineStatus:
     parse_failures: list[str]
     writer: bool
     messages: list[str] = field(default_factory=list)
+    model_problem: str = ""  # why the model could not be loaded: searches are by keywords only
 
     @property
     def ready(self) -> bool:
@@ -85,18 +89,7 @@ class SearchResult:
     lexical_used: bool
     reranked: int = 0  # how many of the top hits the ranker re-ordered
     rerank_skipped: str | None = None  # why a configured ranker was not applied
-
-
-def load_onnx_encoder(config: EngineConfig, on_status: Callable[[str], None] | None = None) -> Encoder:
-    from .embed.encoder import OnnxEncoder, ProviderError, default_threads
-    from .embed.model_specs import ModelError, resolve_model
-
-    try:
-        folder = resolve_model(config.model, on_status)
-        return OnnxEncoder(folder, ModelManifest.read(folder), device=config.device,
-                           threads=default_threads())
-    except (ModelError, ProviderError, ValueError, OSError) as exc:
-        raise EngineError(str(exc)) from exc
+    dense_skipped: str | None = None  # why a fused search ran on keywords only
 
 
 class Engine:
@@ -126,6 +119,7 @@ class Engine:
                 self.store.forget_file_state()
             self.store.set_meta("chunker", fingerprint)
         self._encoder = encoder
+        self.model_problem = ""
         self._index: VectorIndex | None = None
         self._overlays: dict[str, str] = {}
         self._write = threading.RLock()
@@ -148,15 +142,29 @@ class Engine:
     # model ----------------------------------------------------------------------------------
     @property
     def encoder(self) -> Encoder:
+        """The configured model, loaded on first use (shared by every engine of this process)."""
         if self._encoder is None:
             with self._state:
                 if self._encoder is None:
-                    self._encoder = load_onnx_encoder(self.config, self._say)
+                    try:
+                        self._encoder = load_encoder(self.config.model, self.config.device, self._say)
+                    except EncoderLoadError as exc:
+                        self.model_problem = str(exc)
+                        raise EngineError(str(exc)) from exc
+                    self.model_problem = ""
         return self._encoder
 
     @property
     def encoder_loaded(self) -> bool:
         return self._encoder is not None
+
+    def load_encoder(self) -> bool:
+        """Load the model now; False (with ``model_problem`` set) if it cannot be: keyword search only."""
+        try:
+            self.encoder  # noqa: B018 - loads it
+        except EngineError:
+            return False
+        return True
 
     def _vector_index(self) -> VectorIndex:
         """The HNSW graph for the current model, loaded and checked, or rebuilt from stored vectors."""
@@ -190,12 +198,6 @@ class Engine:
     def _index_key(self, encoder: Encoder) -> str:
         return f"{self.store.instance}:{encoder.model_key}"
 
-    def set_encoder(self, encoder: Encoder) -> None:
-        """Switch models at run time (a settings change); the next embed pass fills the gap."""
-        with self._write:
-            self._encoder = encoder
-            self._index = None
-
     # writing ---------------------------------------------------------------------------------
     def acquire_writer(self, wait: bool | float = True) -> bool:
         """Take the workspace write lock; ``wait`` False/0 returns at once, a float is seconds."""
@@ -216,6 +218,26 @@ class Engine:
             self.store.mark_writer(False)
         while self._file_lock.is_locked:
             self._file_lock.release()
+
+    @contextmanager
+    def writing(self, wait: bool | float = False, on_wait: Callable[[], None] | None = None) -> Iterator[None]:
+        """Hold the workspace write lock for a block; ``WorkspaceBusy`` if another process keeps it
+        (after ``wait`` seconds, or at once; ``on_wait`` is told before waiting).
+
+        Reentrant: a block inside a block (or inside a long-lived ``acquire_writer``) keeps the lock.
+        """
+        held = self.is_writer
+        if not held and not self.acquire_writer(False):
+            if wait is not False and on_wait is not None:
+                on_wait()
+            if wait is False or not self.acquire_writer(wait):
+                raise WorkspaceBusy(f"another codesearch process (an editor's language server, or another "
+                                    f"`codesearch index`) is keeping the index of {self.root} up to date")
+        try:
+            yield
+        finally:
+            if not held:
+                self.release_writer()
 
     def _require_writer(self) -> None:
         if not self.is_writer and not self.acquire_writer(wait=False):
@@ -304,26 +326,36 @@ class Engine:
 
     # reading ---------------------------------------------------------------------------------
     def search(self, query: str, *, limit: int = 10, languages: Iterable[str] = (),
-               path_glob: str | None = None, mode: str = "fused") -> SearchResult:
+               path_glob: str | None = None, mode: SearchMode | str = SearchMode.FUSED,
+               load_model: bool = True) -> SearchResult:
+        """Search the index. A fused search runs on keywords only while the model is not loaded
+        (``load_model=False`` never waits for it) or cannot be, and says why in ``dense_skipped``."""
         if not query or not query.strip():
             raise EngineError("the query is empty")
         if limit < 1:
             raise EngineError("limit must be at least 1")
-        index = None
-        encoder = None
-        if mode != "lexical":
-            encoder = self.encoder
-            index = self._vector_index()
+        mode = SearchMode(mode)
+        dense_skipped = None
+        if mode == SearchMode.FUSED and not self._dense_available(load_model):
+            mode = SearchMode.LEXICAL
+            dense_skipped = self.model_problem or "the model is still loading"
+        encoder = self.encoder if mode != SearchMode.LEXICAL else None
+        index = self._vector_index() if encoder is not None else None
         filters = SearchFilters(languages=tuple(languages), path_glob=path_glob or None)
-        ranker = self._load_ranker() if mode == "fused" else None
-        depth = max(limit, self.config.rerank_k) if ranker is not None else limit
-        outcome: SearchOutcome = run_search(self.store, index, encoder, query, limit=depth, filters=filters,
-                                            weights=self.weights, mode=mode)
+        ranker = self._load_ranker() if mode == SearchMode.FUSED else None
+        outcome = run_search(self.store, index, encoder, query, limit=limit, filters=filters, weights=self.weights,
+                             mode=mode, ranker=ranker, rerank_k=self.config.rerank_k)
         pending = self._pending_count(encoder.model_key) if encoder else self.store.counts("")[1]
-        hits, info = rerank_hits(ranker, query, outcome.hits, outcome.texts, self.config.rerank_k)
-        skipped = info.skipped if ranker is not None else self._ranker_problem
-        return SearchResult(hits[:limit], pending, outcome.dense_used, outcome.lexical_used,
-                            reranked=info.k, rerank_skipped=skipped)
+        skipped = outcome.rerank.skipped if ranker is not None else self._ranker_problem
+        return SearchResult(outcome.hits, pending, outcome.dense_used, outcome.lexical_used,
+                            reranked=outcome.rerank.k, rerank_skipped=skipped, dense_skipped=dense_skipped)
+
+    def _dense_available(self, load_model: bool) -> bool:
+        if self._encoder is not None:
+            return True
+        if self.model_problem or not load_model:
+            return False
+        return self.load_encoder()
 
     def _pending_count(self, model_key: str) -> int:
         """Chunks without a vector; cached briefly, as every search reports it."""
@@ -358,21 +390,17 @@ class Engine:
         size = sum(p.stat().st_size for p in self.dir.glob("*") if p.is_file())
         model = provider = reason = ""
         if self._encoder is not None:
-            manifest = getattr(self._encoder, "manifest", None)
-            model = manifest.id if manifest is not None else type(self._encoder).__name__
-            provider = self._encoder.provider
-            reason = getattr(self._encoder, "provider_reason", "")
+            model, provider, reason = self._encoder.model_id, self._encoder.provider, self._encoder.provider_reason
         return EngineStatus(
             root=str(self.root), index_dir=str(self.dir), files=files, chunks=chunks, embedded=embedded,
             pending=self.store.count_pending(key) if key else chunks, model=model, model_key=key,
             provider=provider, provider_reason=reason, index_bytes=size,
             parse_failures=self.store.parse_failures(), writer=self.is_writer, messages=list(self.messages),
+            model_problem=self.model_problem,
         )
 
     def stale_files(self) -> list[str]:
         """Files whose size or mtime on disk differ from the index (or that are new or gone)."""
-        from .walk.walker import walk
-
         known = self.store.files()
         current = {f.path: f for f in walk(self.root, self.config.walk_options()).files}
         stale = [p for p, f in current.items()

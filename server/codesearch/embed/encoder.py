@@ -116,6 +116,10 @@ class OnnxModel:
         log.info("%s %s on %s (%s)", self.kind, manifest.id, self._choice.provider, self._choice.reason)
 
     @property
+    def model_id(self) -> str:
+        return self.manifest.id
+
+    @property
     def provider(self) -> str:
         return self._choice.provider
 

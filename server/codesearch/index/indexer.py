@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,9 +30,16 @@ from .vector_index import VectorIndex
 log = logging.getLogger(__name__)
 
 
+class Phase(str, Enum):
+    SCAN = "scan"
+    CHUNK = "chunk"
+    EMBED = "embed"
+    DONE = "done"
+
+
 @dataclass
 class Progress:
-    phase: str  # "scan" | "chunk" | "embed" | "done"
+    phase: Phase
     files_done: int = 0
     files_total: int = 0
     chunks: int = 0
@@ -42,11 +50,11 @@ class Progress:
 
     @property
     def percentage(self) -> int:
-        if self.phase in ("scan",):
+        if self.phase == Phase.SCAN:
             return 0
-        if self.phase == "chunk":
+        if self.phase == Phase.CHUNK:
             return int(10 * self.files_done / max(self.files_total, 1))
-        if self.phase == "embed":
+        if self.phase == Phase.EMBED:
             return 10 + int(90 * self.embedded / max(self.to_embed, 1))
         return 100
 
@@ -117,7 +125,7 @@ class Indexer:
         """Re-chunk what changed on disk (or in unsaved editor buffers) and drop what is gone."""
         report = SyncReport()
         if progress:
-            progress(Progress("scan"))
+            progress(Progress(Phase.SCAN))
         self._rules = IgnoreRules(self.root, self.walk_options)
         result = walk(self.root, self.walk_options, self._rules)
         report.skipped = [(s.path, s.reason) for s in result.skipped]
@@ -134,7 +142,7 @@ class Indexer:
             now = time.monotonic()
             if progress and (now - last_report > 0.2 or done == total):
                 last_report = now
-                progress(Progress("chunk", files_done=done, files_total=total))
+                progress(Progress(Phase.CHUNK, files_done=done, files_total=total))
         for path in set(known) - seen:
             report.removed_chunk_ids.extend(self.store.delete_file(path))
             report.removed += 1
@@ -231,7 +239,7 @@ class Indexer:
             rate = sum(n for _, n in recent[1:]) / window if len(recent) > 1 else done / window
             if progress:
                 left = max(to_embed - done, 0)
-                progress(Progress("embed", files_done=files, files_total=files, chunks=chunks, embedded=done,
+                progress(Progress(Phase.EMBED, files_done=files, files_total=files, chunks=chunks, embedded=done,
                                   to_embed=to_embed, rate=rate, eta_s=left / rate if rate > 0 else None))
             if on_batch:
                 on_batch()

@@ -28,13 +28,11 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from .. import __version__
 from ..engine import EngineError, SearchResult
-from ..index.indexer import Progress
+from ..index.indexer import Phase, Progress
+from ..service.folder import FolderIndexer, FolderSnapshot, FolderState
+from ..service.watcher import Batch, FolderWatcher, PathFilter, is_ignore_file
 from ..types import SearchHit
-from ..watcher import Batch, FolderWatcher, PathFilter, is_ignore_file
-from .encoders import SharedEncoder
-from .folder import FolderIndexer, FolderSnapshot
 from .settings import Settings, parse_settings
-from .testing import encoder_from_env
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +128,12 @@ def hit_range(hit: SearchHit) -> types.Range:
 
 
 def hit_json(root: Path, hit: SearchHit) -> dict[str, Any]:
+    """The engine's hit (``SearchHit.to_json``) with the file's URI and an LSP range added."""
     r = hit_range(hit)
     return {
+        **hit.to_json(),
         "uri": path_to_uri(root / hit.path),
         "range": {"start": {"line": r.start.line, "character": 0}, "end": {"line": r.end.line, "character": 0}},
-        "symbol": hit.qualified_name,
-        "kind": hit.kind,
-        "language": hit.language,
-        "score": round(float(hit.score), 4),
-        "snippet": hit.snippet,
     }
 
 
@@ -207,11 +202,11 @@ class _ProgressTracker:
 
 
 def _progress_message(p: Progress) -> str:
-    if p.phase == "scan":
+    if p.phase == Phase.SCAN:
         return "scanning files"
-    if p.phase == "chunk":
+    if p.phase == Phase.CHUNK:
         return f"{p.files_done}/{p.files_total} files"
-    if p.phase == "embed":
+    if p.phase == Phase.EMBED:
         eta = f", about {p.eta_s:.0f}s left" if p.eta_s is not None and p.eta_s > 0 else ""
         return f"{p.embedded}/{p.to_embed} chunks embedded ({p.rate:.0f}/s{eta}); {p.files_total} files"
     return "done"
@@ -233,8 +228,6 @@ class CodesearchLanguageServer(LanguageServer):
         self.watch_mode = "none"  # client | watchdog | none
         self.initial_folders: list[Path] = []
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.encoder = encoder_from_env()
-        self.shared_encoder: SharedEncoder | None = None
         self._trackers: dict[Path, _ProgressTracker] = {}
         self._tokens: dict[str, _ProgressTracker] = {}
         self._token_ids = itertools.count(1)
@@ -334,7 +327,7 @@ class CodesearchLanguageServer(LanguageServer):
 
     def _send_end(self, tracker: _ProgressTracker) -> None:
         snap = tracker.folder.snapshot()
-        if snap.state == "error" or snap.paused:
+        if snap.state == FolderState.ERROR or snap.paused:
             message = snap.message
         else:
             message = f"{snap.files} files, {snap.chunks} chunks indexed"
@@ -369,14 +362,14 @@ class CodesearchLanguageServer(LanguageServer):
             return {"state": "ready", "message": "no workspace folder to index", "files": 0, "chunks": 0,
                     "embedded": 0}
         states = {s.state for s in snaps}
-        state = "error" if "error" in states else "indexing" if "indexing" in states else "ready"
+        state = next((s for s in (FolderState.ERROR, FolderState.INDEXING) if s in states), FolderState.READY)
         if len(snaps) == 1:
             message = snaps[0].message
         else:
             notes = [f"{s.name}: {s.message}" for s in snaps if s.message and s.message != "ready"]
             message = "; ".join(notes) if notes else "ready"
         params: dict[str, Any] = {
-            "state": state, "message": message,
+            "state": state.value, "message": message,
             "files": sum(s.files for s in snaps), "chunks": sum(s.chunks for s in snaps),
             "embedded": sum(s.embedded for s in snaps),
         }
@@ -386,10 +379,10 @@ class CodesearchLanguageServer(LanguageServer):
             params["model"] = model
         if provider:
             params["provider"] = provider
-        busy = [s.percentage for s in snaps if s.state == "indexing" and s.percentage is not None]
+        busy = [s.percentage for s in snaps if s.state == FolderState.INDEXING and s.percentage is not None]
         if busy:
             params["percentage"] = min(busy)
-        elif state == "ready":
+        elif state == FolderState.READY:
             params["percentage"] = 100
         return params
 
@@ -452,13 +445,7 @@ class CodesearchLanguageServer(LanguageServer):
         root = root.resolve()
         if root in self.folders:
             return
-        config = self.settings.engine_config()
-        shared = None
-        if self.encoder is None:
-            shared = self.shared_encoder
-            if shared is None or (shared.config.model, shared.config.device) != (config.model, config.device):
-                shared = self.shared_encoder = SharedEncoder(config)
-        folder = FolderIndexer(root, config, self, encoder=self.encoder, shared=shared)
+        folder = FolderIndexer(root, self.settings.engine_config(), self)
         self.folders[root] = folder
         self.filters[root] = PathFilter(root, self.settings.engine_config().walk_options())
         folder.start()
@@ -620,8 +607,6 @@ def create_server() -> CodesearchLanguageServer:
         ls.loop = asyncio.get_running_loop()
         for warning in ls.settings_warnings:
             ls.log_to_client(f"codesearch-ls: {warning}", types.MessageType.Warning)
-        if ls.encoder is not None:
-            ls.log_to_client("codesearch-ls: using the fake test encoder (CODESEARCH_TEST_FAKE_ENCODER)")
         if not ls.client_can_watch():
             ls.watch_mode = "watchdog"
         for root in ls.initial_folders:

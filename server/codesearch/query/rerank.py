@@ -140,10 +140,6 @@ class OnnxRanker(OnnxModel):
         folder = Path(path).expanduser()
         return cls(folder, ModelManifest.read(folder), device=device, threads=threads)
 
-    @property
-    def model_id(self) -> str:
-        return self.manifest.id
-
     def feeds(self, query: str, documents: Sequence[str]) -> dict[str, np.ndarray]:
         with self._lock:
             return encode_pairs(self._tokenizer, query, documents, self.manifest.max_length,

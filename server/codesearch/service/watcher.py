@@ -33,7 +33,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from .walk.walker import IgnoreRules, WalkOptions
+from ..walk.walker import IgnoreRules, WalkOptions
 
 log = logging.getLogger(__name__)
 

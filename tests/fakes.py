@@ -1,7 +1,9 @@
-"""A seeded fake encoder for fast tests, chosen with ``CODESEARCH_TEST_FAKE_ENCODER=1``.
+"""A seeded fake encoder for fast tests.
 
 It hashes identifier parts to random vectors (similar words → similar vectors), so searching
-works without exporting or running a model.  ``CODESEARCH_TEST_ENCODER_DELAY`` (seconds per
+works without exporting or running a model. Servers started by the tests use it through the
+engine's encoder hook: ``CODESEARCH_ENCODER_FACTORY=fakes:create_encoder`` with this folder on
+``PYTHONPATH`` (see :func:`fake_encoder_env`). ``CODESEARCH_TEST_ENCODER_DELAY`` (seconds per
 document batch) makes indexing slow enough to observe progress, cancellation and searches
 during indexing; a query containing ``CRASH_QUERY`` fails, to test how internal errors are handled.
 """
@@ -12,13 +14,13 @@ import hashlib
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
+from codesearch.embed.loading import ENCODER_FACTORY_ENV
+from codesearch.index.identifiers import identifier_terms
+from codesearch.types import Vectors
 
-from ..index.identifiers import identifier_terms
-from ..types import Encoder, Vectors
-
-FAKE_ENCODER_ENV = "CODESEARCH_TEST_FAKE_ENCODER"
 DELAY_ENV = "CODESEARCH_TEST_ENCODER_DELAY"
 CRASH_QUERY = "__codesearch_test_crash__"  # a query the fake encoder fails on: an internal error on demand
 
@@ -36,6 +38,10 @@ class FakeEncoder:
     @property
     def model_key(self) -> str:
         return self._key
+
+    @property
+    def model_id(self) -> str:
+        return "fake"
 
     @property
     def provider(self) -> str:
@@ -65,12 +71,19 @@ class FakeEncoder:
         return self.encode_queries(texts)
 
 
-def encoder_from_env() -> Encoder | None:
-    """The fake encoder when the test hook asks for it, else ``None`` (the engine loads the real model)."""
-    if os.environ.get(FAKE_ENCODER_ENV, "") not in ("1", "true", "yes"):
-        return None
+def create_encoder(model: str | None = None, device: str = "auto") -> FakeEncoder:
+    """The engine's encoder hook: the fake, slowed down by ``CODESEARCH_TEST_ENCODER_DELAY``."""
     try:
         delay = float(os.environ.get(DELAY_ENV, "0") or 0)
     except ValueError:
         delay = 0.0
     return FakeEncoder(delay_s=delay)
+
+
+def fake_encoder_env(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the hook set, for a server or CLI started in a subprocess."""
+    here = str(Path(__file__).resolve().parent)
+    path = env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = f"{here}{os.pathsep}{path}" if path else here
+    env[ENCODER_FACTORY_ENV] = "fakes:create_encoder"
+    return env

@@ -1,4 +1,4 @@
-"""One workspace folder of the language server: its engine and the thread that keeps it indexed.
+"""One workspace folder of a long-running server (LSP, MCP): its engine and the thread that keeps it indexed.
 
 Every write to a folder's engine happens on that folder's own worker thread, one step at a time:
 a full sync (startup, re-index, settings change, a burst of changes too big to list), or a sync of
@@ -20,14 +20,14 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
 from ..engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
-from ..index.indexer import Progress
+from ..index.indexer import Phase, Progress
 from ..types import Encoder
-from ..watcher import Batch, Coalescer
-from .encoders import SharedEncoder
+from .watcher import Batch, Coalescer
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,17 @@ class FolderListener(Protocol):
     def folder_message(self, folder: FolderIndexer, message: str, error: bool) -> None: ...
 
 
+class FolderState(str, Enum):
+    INDEXING = "indexing"
+    READY = "ready"
+    ERROR = "error"
+
+
 @dataclass(frozen=True)
 class FolderSnapshot:
     root: str
     name: str
-    state: str  # indexing | ready | error
+    state: FolderState
     message: str = ""
     writer: bool = False
     paused: bool = False
@@ -65,7 +71,7 @@ class FolderSnapshot:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "root": self.root, "name": self.name, "state": self.state, "message": self.message,
+            "root": self.root, "name": self.name, "state": self.state.value, "message": self.message,
             "writer": self.writer, "paused": self.paused, "files": self.files, "chunks": self.chunks,
             "embedded": self.embedded, "pending": self.pending, "percentage": self.percentage,
             "model": self.model, "provider": self.provider, "providerReason": self.provider_reason,
@@ -85,15 +91,13 @@ class _Work:
 
 class FolderIndexer:
     def __init__(self, root: Path, config: EngineConfig, listener: FolderListener, *,
-                 encoder: Encoder | None = None, shared: SharedEncoder | None = None,
-                 quiet_s: float = 0.3, max_delay_s: float = 2.0) -> None:
+                 encoder: Encoder | None = None, quiet_s: float = 0.3, max_delay_s: float = 2.0) -> None:
         self.root = Path(root).resolve()
         self.name = self.root.name or str(self.root)
         self.config = config
         self.listener = listener
         self.engine: Engine | None = None
-        self._encoder = encoder  # a fixed encoder (tests), handed to the engine as it is
-        self._shared = shared  # else the server's model, loaded once, attached when it is ready
+        self._encoder = encoder  # a fixed encoder (tests); else the engine loads the configured model
         self._cond = threading.Condition()
         self._work = _Work(full=True)
         self._stop = threading.Event()
@@ -102,7 +106,7 @@ class FolderIndexer:
         self._paused = False  # the user cancelled indexing: no embedding until a re-index
         self._busy = True
         self._visible = False  # this busy period reports $/progress
-        self._state = "indexing"
+        self._state = FolderState.INDEXING
         self._message = "starting"
         self._encoder_failed = False
         self._failure = ""  # why the last step failed, until one succeeds
@@ -210,9 +214,9 @@ class FolderIndexer:
         progress = self._last_progress
         if self._busy and progress is not None:
             percentage = progress.percentage
-            if progress.phase in ("chunk", "embed"):
+            if progress.phase in (Phase.CHUNK, Phase.EMBED):
                 files = max(files, progress.files_total)
-            if progress.phase == "embed":
+            if progress.phase == Phase.EMBED:
                 chunks = max(chunks, progress.chunks)
                 embedded = max(embedded, progress.chunks - progress.to_embed + progress.embedded)
                 pending = max(progress.to_embed - progress.embedded, 0)
@@ -225,18 +229,17 @@ class FolderIndexer:
         )
 
     def search(self, query: str, limit: int, languages: Sequence[str], path_glob: str | None) -> SearchResult:
-        """Blocking: run it in a worker thread.  Lexical only until the model has loaded."""
+        """Blocking: run it in a worker thread.  Keywords only until the model has loaded."""
         engine = self.engine
         if engine is None:
             return SearchResult([], 0, False, False)
-        mode = "fused" if engine.encoder_loaded and not self._encoder_failed else "lexical"
-        return engine.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
+        return engine.search(query, limit=limit, languages=languages, path_glob=path_glob, load_model=False)
 
     # the worker ------------------------------------------------------------------------------------
     def _say(self, message: str, error: bool = False) -> None:
         self.listener.folder_message(self, message, error)
 
-    def _set_state(self, state: str, message: str) -> None:
+    def _set_state(self, state: FolderState, message: str) -> None:
         if (state, message) != (self._state, self._message):
             self._state, self._message = state, message
             self.listener.folder_changed(self)
@@ -249,7 +252,7 @@ class FolderIndexer:
         except Exception as exc:  # keep the server alive; say what happened
             log.exception("indexing %s failed", self.root)
             self._busy = False
-            self._set_state("error", f"indexing failed: {exc}")
+            self._set_state(FolderState.ERROR, f"indexing failed: {exc}")
             self._say(f"codesearch: indexing {self.root} failed: {exc}", error=True)
         finally:
             self._close_engine()
@@ -260,7 +263,7 @@ class FolderIndexer:
                                  on_message=lambda m: self._say(f"codesearch ({self.name}): {m}"))
         except EngineError as exc:
             self._busy = False
-            self._set_state("error", str(exc))
+            self._set_state(FolderState.ERROR, str(exc))
             self._say(f"codesearch: cannot index {self.root}: {exc}", error=True)
             return
         self._index_dir = str(self.engine.dir)
@@ -328,16 +331,16 @@ class FolderIndexer:
             self._last_progress = None
         if full and not self._visible:
             self._visible = True
-        if self._visible and self._state != "indexing":
-            self._set_state("indexing", "indexing")
+        if self._visible and self._state != FolderState.INDEXING:
+            self._set_state(FolderState.INDEXING, "indexing")
 
     def _progress(self, progress: Progress) -> None:
         self._last_progress = progress
-        if progress.phase == "chunk" and self._state == "indexing":
+        if progress.phase == Phase.CHUNK and self._state == FolderState.INDEXING:
             self._message = "chunking files"
-        if not self._visible and progress.phase == "embed" and progress.to_embed >= VISIBLE_EMBED_THRESHOLD:
+        if not self._visible and progress.phase == Phase.EMBED and progress.to_embed >= VISIBLE_EMBED_THRESHOLD:
             self._visible = True
-            self._set_state("indexing", "embedding")
+            self._set_state(FolderState.INDEXING, "embedding")
         if self._visible:
             self.listener.folder_progress(self, progress)
         self.listener.folder_changed(self)
@@ -347,7 +350,7 @@ class FolderIndexer:
             engine.set_overlay(rel, text)
             work.paths.add(rel)
         if work.full:
-            self._set_state("indexing", "scanning files")  # a full run is always visible
+            self._set_state(FolderState.INDEXING, "scanning files")  # a full run is always visible
             report = engine.sync(self._cancel, self._progress)
             if report.cancelled:
                 return
@@ -362,25 +365,18 @@ class FolderIndexer:
         if not self._load_encoder(engine):
             return
         if self._visible:
-            self._set_state("indexing", "embedding")
+            self._set_state(FolderState.INDEXING, "embedding")
         engine.embed(self._interrupt, self._progress)
 
     def _load_encoder(self, engine: Engine) -> bool:
         if self._encoder_failed:
             return False
         if not engine.encoder_loaded and (self._visible or not self._writer):
-            self._set_state("indexing", "loading the model")
-        try:
-            if self._shared is not None:
-                if not engine.encoder_loaded:
-                    self._shared.load(lambda m: self._say(f"codesearch: {m}"))
-                    engine.set_encoder(self._shared)
-            else:
-                _ = engine.encoder
-        except EngineError as exc:
+            self._set_state(FolderState.INDEXING, "loading the model")
+        if not engine.load_encoder():
             self._encoder_failed = True
-            self._say(f"codesearch: the model could not be loaded: {exc}; searching by keywords only",
-                      error=True)
+            self._say(f"codesearch: the model could not be loaded: {engine.model_problem}; searching by "
+                      "keywords only", error=True)
             return False
         self._refresh_counts(engine)
         return True
@@ -389,13 +385,14 @@ class FolderIndexer:
         self._refresh_counts(engine)
         _, _, _, pending = self._counts
         if self._failure:
-            state, message = "error", self._failure
+            state, message = FolderState.ERROR, self._failure
         elif self._encoder_failed:
-            state, message = "error", "the model could not be loaded; searching by keywords only"
+            state, message = FolderState.ERROR, "the model could not be loaded; searching by keywords only"
         elif self._paused and pending:
-            state, message = "ready", f"indexing cancelled: {pending} chunks not embedded (re-index to resume)"
+            message = f"indexing cancelled: {pending} chunks not embedded (re-index to resume)"
+            state = FolderState.READY
         else:
-            state, message = "ready", "ready"
+            state, message = FolderState.READY, "ready"
         was_visible = self._visible
         self._busy = False
         self._visible = False
@@ -425,9 +422,9 @@ class FolderIndexer:
         _, _, _, pending = self._counts
         note = "read-only: another codesearch process is indexing this workspace"
         if self._encoder_failed:
-            self._set_state("error", "the model could not be loaded; searching by keywords only")
+            self._set_state(FolderState.ERROR, "the model could not be loaded; searching by keywords only")
         else:
-            self._set_state("indexing" if pending else "ready", note)
+            self._set_state(FolderState.INDEXING if pending else FolderState.READY, note)
         self.listener.folder_changed(self)
         self._stop.wait(READ_ONLY_REFRESH_S)
         # overlays and paths are the writing process's business; drop what piled up
