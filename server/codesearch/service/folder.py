@@ -32,6 +32,7 @@ from .watcher import Batch, Coalescer
 log = logging.getLogger(__name__)
 
 READ_ONLY_REFRESH_S = 2.0
+OPEN_WAIT_S = 5.0
 VISIBLE_EMBED_THRESHOLD = 256  # an incremental update shows progress only when it embeds this many chunks
 
 
@@ -105,7 +106,7 @@ class FolderIndexer:
         self._interrupt = threading.Event()  # ends an embedding pass between batches (new work, cancel, stop)
         self._paused = False  # the user cancelled indexing: no embedding until a re-index
         self._busy = True
-        self._visible = False  # this busy period reports $/progress
+        self._visible = True  # this busy period reports $/progress (the first run always does)
         self._state = FolderState.INDEXING
         self._message = "starting"
         self._encoder_failed = False
@@ -116,6 +117,7 @@ class FolderIndexer:
         self._writer = False
         self._index_dir = ""
         self._closed = threading.Event()
+        self._opened = threading.Event()  # set once opening the engine succeeded or failed
         self.coalescer = Coalescer(self.add_batch, quiet_s=quiet_s, max_delay_s=max_delay_s,
                                    name=f"codesearch-changes-{self.name}")
         self._thread = threading.Thread(target=self._run, name=f"codesearch-index-{self.name}", daemon=True)
@@ -230,6 +232,7 @@ class FolderIndexer:
 
     def search(self, query: str, limit: int, languages: Sequence[str], path_glob: str | None) -> SearchResult:
         """Blocking: run it in a worker thread.  Keywords only until the model has loaded."""
+        self._opened.wait(OPEN_WAIT_S)  # a search sent right after start-up: the index opens in milliseconds
         engine = self.engine
         if engine is None:
             return SearchResult([], 0, False, False)
@@ -258,6 +261,12 @@ class FolderIndexer:
             self._close_engine()
 
     def _open(self) -> None:
+        try:
+            self._open_engine()
+        finally:
+            self._opened.set()
+
+    def _open_engine(self) -> None:
         try:
             self.engine = Engine(self.root, self.config, encoder=self._encoder,
                                  on_message=lambda m: self._say(f"codesearch ({self.name}): {m}"))
