@@ -20,7 +20,7 @@ from filelock import FileLock, Timeout
 
 from .embed.loading import EncoderLoadError, load_encoder
 from .index.indexer import EmbedReport, Indexer, ProgressCallback, SyncReport, chunker_fingerprint
-from .index.store import Store
+from .index.store import Store, StoreCorrupt
 from .index.vector_index import VectorIndex
 from .paths import workspace_dir
 from .query.filters import SearchFilters
@@ -43,6 +43,10 @@ class EngineError(RuntimeError):
 
 class WorkspaceBusy(EngineError):
     """Another process holds this workspace's write lock."""
+
+
+class ReadOnlyIndex(EngineError):
+    """The index was opened read-only (:meth:`Engine.open_read_only`): it is searched, never written."""
 
 
 @dataclass(frozen=True)
@@ -101,12 +105,10 @@ class Engine:
             raise EngineError(f"{root} does not exist")
         if not root.is_dir():
             raise EngineError(f"{root} is not a folder")
-        self.root = root.resolve()
-        self.config = config
-        self.dir = Path(index_dir) if index_dir else workspace_dir(self.root)
+        root = root.resolve()
+        self._setup(root, config, Path(index_dir) if index_dir else workspace_dir(root), encoder, on_message)
+        self.read_only = False
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._on_message = on_message or (lambda m: log.info("%s", m))
-        self.messages: list[str] = []
         self.store, problem = Store.open_or_rebuild(self.dir / "index.db")
         if problem:
             self._say(problem)
@@ -118,6 +120,33 @@ class Engine:
                           "(unchanged code keeps its cached vectors)")
                 self.store.forget_file_state()
             self.store.set_meta("chunker", fingerprint)
+        self.indexer = Indexer(self.root, self.store, config.walk_options())
+
+    @classmethod
+    def open_read_only(cls, index_dir: Path | str, config: EngineConfig = EngineConfig(), *,
+                       encoder: Encoder | None = None, on_message: Callable[[str], None] | None = None) -> Engine:
+        """A finished index (an index shard) searched as it is: no write lock, no writes, no file
+        created, so ``index_dir`` may be on a read-only filesystem. ``root`` is the folder the index
+        was built from, as recorded in it; it need not exist here."""
+        index_dir = Path(index_dir).expanduser()
+        try:
+            store = Store.open_read_only(index_dir / "index.db")
+        except StoreCorrupt as exc:
+            raise EngineError(f"the index at {index_dir} cannot be opened: {exc}") from exc
+        engine = cls.__new__(cls)
+        engine._setup(Path(store.get_meta("root") or index_dir), config, index_dir, encoder, on_message)
+        engine.read_only = True
+        engine.store = store
+        engine.indexer = Indexer(engine.root, store, config.walk_options())
+        return engine
+
+    def _setup(self, root: Path, config: EngineConfig, index_dir: Path, encoder: Encoder | None,
+               on_message: Callable[[str], None] | None) -> None:
+        self.root = root
+        self.config = config
+        self.dir = index_dir
+        self._on_message = on_message or (lambda m: log.info("%s", m))
+        self.messages: list[str] = []
         self._encoder = encoder
         self.model_problem = ""
         self._index: VectorIndex | None = None
@@ -132,7 +161,6 @@ class Engine:
         self._pending_cache: tuple[str, float, int] | None = None
         self._file_lock = FileLock(str(self.dir / "write.lock"))
         self._last_save = time.monotonic()
-        self.indexer = Indexer(self.root, self.store, config.walk_options())
         self.weights = RankingWeights()
 
     def _say(self, message: str) -> None:
@@ -201,6 +229,8 @@ class Engine:
     # writing ---------------------------------------------------------------------------------
     def acquire_writer(self, wait: bool | float = True) -> bool:
         """Take the workspace write lock; ``wait`` False/0 returns at once, a float is seconds."""
+        if self.read_only:
+            raise ReadOnlyIndex(f"the index at {self.dir} is open read-only")
         timeout = -1 if wait is True else (0 if wait is False else float(wait))
         try:
             self._file_lock.acquire(timeout=timeout)
@@ -358,10 +388,10 @@ class Engine:
         return self.load_encoder()
 
     def _pending_count(self, model_key: str) -> int:
-        """Chunks without a vector; cached briefly, as every search reports it."""
+        """Chunks without a vector; cached briefly (for good when read-only), as every search reports it."""
         now = time.monotonic()
         cached = self._pending_cache
-        if cached is not None and cached[0] == model_key and now - cached[1] < PENDING_CACHE_S:
+        if cached is not None and cached[0] == model_key and (self.read_only or now - cached[1] < PENDING_CACHE_S):
             return cached[2]
         count = self.store.count_pending(model_key)
         self._pending_cache = (model_key, now, count)
@@ -418,5 +448,7 @@ class Engine:
 
     def clean(self) -> None:
         """Delete this workspace's index folder entirely."""
+        if self.read_only:
+            raise ReadOnlyIndex(f"the index at {self.dir} is open read-only")
         self.close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -169,6 +170,34 @@ class Store:
             message = f"the index at {path} was unreadable ({exc}); it was moved aside and is being rebuilt"
             log.warning(message)
             return cls(path), message
+
+    @classmethod
+    def open_read_only(cls, path: Path) -> Store:
+        """Open a finished database to read it only: nothing is written and no lock, journal or WAL
+        file is created, so it may lie on a read-only filesystem (index shards). Raises
+        :class:`StoreCorrupt` if it is missing, unreadable or of another schema version."""
+        path = Path(path)
+        if not path.is_file():
+            raise StoreCorrupt(f"{path} does not exist")
+        try:
+            db = _connect_read_only(path)
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupt(str(exc)) from exc
+        try:
+            version = cls._read_version(db)
+            if version != SCHEMA_VERSION:
+                raise StoreCorrupt(f"schema version {version}, expected {SCHEMA_VERSION}")
+            db.execute("SELECT count(*) FROM chunks_fts").fetchone()
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise StoreCorrupt(str(exc)) from exc
+        except StoreCorrupt:
+            db.close()
+            raise
+        store = cls.__new__(cls)
+        store.path = path
+        store.db = store.read = db
+        return store
 
     @property
     def instance(self) -> str:
@@ -359,3 +388,24 @@ class Store:
         wanted = name.replace("::", ".").replace("#", ".").lower()
         exact = [r[0] for r in rows if f"{r[1]}.{r[2]}".lower().endswith(wanted) or r[2].lower() == wanted]
         return exact[:limit]
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """``mode=ro`` first; a WAL database on a read-only filesystem (where no ``-shm`` can be made)
+    needs ``immutable=1``, which suits a finished shard that nobody writes while it is mounted."""
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        return _connect_uri(uri)
+    except sqlite3.OperationalError:
+        return _connect_uri(uri + "&immutable=1")
+
+
+def _connect_uri(uri: str) -> sqlite3.Connection:
+    db = sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("PRAGMA query_only=ON")
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error:
+        db.close()
+        raise
+    return db

@@ -1,7 +1,7 @@
 """The settings object shared with the editor extensions.
 
 ``{"model": str|null, "device": "auto"|"cpu"|"cuda", "exclude": [globs], "maxFileSize": int,
-"ranker": str|null, "rerankK": int}``,
+"ranker": str|null, "rerankK": int, "shards": str|null}``,
 given as ``initializationOptions`` directly and in ``workspace/didChangeConfiguration`` under
 ``settings.codesearch`` (a flat object is accepted too).  Missing keys keep their previous value;
 a bad value is reported and ignored, never fatal.
@@ -19,7 +19,7 @@ from ..walk.walker import DEFAULT_MAX_FILE_SIZE
 
 SECTION = "codesearch"
 DEVICES = ("auto", "cpu", "cuda")
-KEYS = ("model", "device", "exclude", "maxFileSize", "ranker", "rerankK")
+KEYS = ("model", "device", "exclude", "maxFileSize", "ranker", "rerankK", "shards")
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ class Settings:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     ranker: str | None = None
     rerank_k: int = DEFAULT_RERANK_K
+    shards: str | None = None  # a shards folder (`codesearch shards build`) searched read-only with the folders
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(model=self.model, device=self.device, exclude=self.exclude,
@@ -37,7 +38,8 @@ class Settings:
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "device": self.device, "exclude": list(self.exclude),
-                "maxFileSize": self.max_file_size, "ranker": self.ranker, "rerankK": self.rerank_k}
+                "maxFileSize": self.max_file_size, "ranker": self.ranker, "rerankK": self.rerank_k,
+                "shards": self.shards}
 
 
 def section_of(raw: Any) -> Mapping[str, Any] | None:
@@ -117,4 +119,10 @@ def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, li
             changes["rerank_k"] = k
         else:
             warnings.append(f"rerankK must be a whole number from 2 to 200, not {k!r}")
+    if "shards" in section:
+        ok, shards = _optional_text(section["shards"], unset=("",))
+        if ok:
+            changes["shards"] = shards
+        else:
+            warnings.append(f"shards must be a folder path or null, not {section['shards']!r}")
     return replace(settings, **changes), warnings
