@@ -114,7 +114,7 @@ def ray_session(options: RayOptions) -> Iterator[None]:
             ray.init(num_cpus=options.num_cpus, num_gpus=options.num_gpus, _temp_dir=options.temp_dir, **common)
         else:
             ray.init(address=options.address, **common)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
+    except (ConnectionError, RuntimeError, ValueError, OSError) as exc:  # OSError: e.g. a too long socket path
         raise BuildError(f"cannot start or reach Ray at {options.address!r}: {exc}") from exc
     try:
         yield

@@ -108,12 +108,15 @@ class ShardSet:
 
     @classmethod
     def open(cls, folder: Path | str, config: EngineConfig = DEFAULT_CONFIG, *, encoder: Encoder | None = None,
-             on_message: Callable[[str], None] | None = None) -> ShardSet:
+             candidates: int | None = None, on_message: Callable[[str], None] | None = None) -> ShardSet:
         """Mount every shard the manifest lists as built; ``EngineError`` if ``folder`` holds no manifest.
 
         ``encoder`` defaults to ``config``'s model, loaded now (once per process, see
         :func:`~codesearch.embed.loading.load_encoder`); if it cannot load, searches use keywords only
-        and ``model_problem`` says why. A configured ranker is not applied to shards."""
+        and ``model_problem`` says why. ``candidates`` caps how many dense and lexical candidates each
+        shard scores (the engine's default is 100): fewer is faster over many shards, at some cost in
+        agreement with a full-depth search (bench/shards.py measures both). A configured ranker is not
+        applied to shards."""
         folder = Path(folder).expanduser().resolve()
         try:
             manifest = ShardsManifest.read(folder)
@@ -138,6 +141,8 @@ class ShardSet:
             except EngineError as exc:
                 problems.append(f"{record.repo}: not mounted: {exc}")
                 continue
+            if candidates is not None:
+                engine.weights = replace(engine.weights, dense_candidates=candidates, lexical_candidates=candidates)
             shards.append(MountedShard(record, engine))
         if shared is not None:
             other = sorted({s.record.repo for s in shards if s.record.model_key != shared.model_key})
