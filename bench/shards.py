@@ -10,9 +10,10 @@ query embedding per search, however many shards (see docs/benchmarks.md for its 
 
 ``throughput``: ``--repos`` repositories of about ``--chunks-per-repo`` chunks each (whole stdlib files), embedded
 with the same model by (1) the single-process engine (``Engine.update``, as ``codesearch index`` does), with the
-runtime's default threads and with one thread, and (2) ``build_shards`` on Ray in local mode with ``--num-cpus``
-CPUs, side by side in one run. chunks/s = chunks embedded / wall time of the build (Ray's start-up reported
-apart).
+runtime's default threads and with one thread, (2) the shard builder in this process without Ray (its batches of
+256 texts through one encoder), and (3) ``build_shards`` on Ray in local mode with ``--num-cpus`` CPUs, side by
+side in one run, in the order ``--runs`` gives. chunks/s = chunks embedded / wall time of the build (Ray's
+start-up reported apart).
 
     python bench/shards.py latency                   # 100 shards
     python bench/shards.py throughput                # 3 repos x 150 chunks, default model, Ray local 2 CPUs
@@ -246,6 +247,28 @@ def single_process(repos: list[Path], model: str | None, device: str, work: Path
             "threads": threads or "runtime default"}
 
 
+def local_builder(repos: list[Path], model: str | None, device: str, work: Path) -> dict[str, Any]:
+    """The shard builder without Ray: the same batches (256 texts) through one encoder in this process."""
+    from codesearch.embed.loading import forget_loaded, load_encoder
+    from codesearch.shards.repo_shard import BuildOptions, LocalEmbedders, ShardJob, build_repo_shard
+
+    forget_loaded()
+    shutil.rmtree(work, ignore_errors=True)
+    embedders = LocalEmbedders(load_encoder(model, device))
+    clock = Stopwatch()
+    embedded = 0
+    for repo in repos:
+        job = ShardJob(source=str(repo.resolve()), repo=repo.name, shard=f"shards/{repo.name}")
+        outcome = build_repo_shard(work, job, BuildOptions(model=model), embedders)
+        if outcome.action != "built":
+            raise SystemExit(f"{repo}: {outcome.record.error}")
+        embedded += outcome.record.embedded
+    wall = clock.elapsed
+    return {"embedded": embedded, "wall_s": round(wall, 1), "chunks_per_s": round(embedded / wall, 2),
+            "provider": embedders.info.provider, "threads": "runtime default",
+            "plan": "the shard builder in this process, batches of 256"}
+
+
 def through_ray(repos: list[Path], model: str | None, device: str, work: Path, num_cpus: int) -> dict[str, Any]:
     from codesearch.shards.ray_build import RayOptions, build_shards
     from codesearch.shards.repo_shard import BuildOptions
@@ -270,14 +293,18 @@ def throughput(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"repos": args.repos, "chunks_per_repo": args.chunks_per_repo, "model": args.model,
                               "device": args.device, "load_before": load_average(), "runs": {}}
     runs = result["runs"]
-    log("single-process engine, runtime default threads …")
-    runs["engine"] = single_process(repos, args.model, args.device, work / "engine", None)
-    if args.device != "cuda":
-        log("single-process engine, 1 thread …")
-        runs["engine_1_thread"] = single_process(repos, args.model, args.device, work / "engine-1", 1)
-    for cpus in args.num_cpus:
-        log(f"Ray local, {cpus} CPUs …")
-        runs[f"ray_local_{cpus}_cpus"] = through_ray(repos, args.model, args.device, work / f"ray-{cpus}", cpus)
+    for what in args.runs:
+        log(f"{what} …")
+        if what == "engine":
+            runs["engine"] = single_process(repos, args.model, args.device, work / "engine", None)
+        elif what == "engine-1-thread":
+            runs["engine_1_thread"] = single_process(repos, args.model, args.device, work / "engine-1", 1)
+        elif what == "builder":
+            runs["builder_no_ray"] = local_builder(repos, args.model, args.device, work / "builder")
+        else:
+            for cpus in args.num_cpus:
+                runs[f"ray_local_{cpus}_cpus"] = through_ray(repos, args.model, args.device, work / f"ray-{cpus}",
+                                                             cpus)
     result["load_after"] = load_average()
     return result
 
@@ -321,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     thr.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     thr.add_argument("--num-cpus", type=int, nargs="+", default=[2], help="Ray local CPUs (one run per value)")
     thr.add_argument("--seed", type=int, default=3)
+    thr.add_argument("--runs", nargs="+", default=["engine", "engine-1-thread", "builder", "ray"],
+                     choices=["engine", "engine-1-thread", "builder", "ray"], help="variants, in this order")
     args = parser.parse_args(argv)
     report = latency(args) if args.what == "latency" else throughput(args)
     report["machine"] = machine_info()

@@ -204,6 +204,12 @@ def test_shards_are_searched_together_each_hit_naming_its_repo(tmp_path: Path) -
         assert lexical.hits[0].hit.symbol == "format_money" and not lexical.dense_used
     finally:
         shards.close()
+    shallow = ShardSet.open(out, encoder=encoder, candidates=5)
+    try:
+        assert all(s.engine.weights.dense_candidates == 5 for s in shallow.shards)
+        assert shallow.search("slugify_title").hits[0].hit.symbol == "slugify_title"
+    finally:
+        shallow.close()
     with pytest.raises(EngineError, match="not a shards folder"):
         ShardSet.open(tmp_path / "one", encoder=encoder)
 
@@ -258,6 +264,11 @@ def test_ray_builds_shards_skips_unchanged_repos_and_reports_a_failing_one(ray_l
     third = build(out, [service, helpers])
     assert {o.record.repo: o.action for o in third.outcomes} == {"service": "unchanged", "helpers": "built"}
     assert ShardsManifest.read(out).by_source()[str(helpers.resolve())].files == 3
+
+    from codesearch.shards.ray_build import BuildError
+
+    with pytest.raises(BuildError, match="no GPU"):
+        build(out, [helpers], device="cuda")
 
     broken = make_repo(tmp_path / "broken", FAILING_REPO)
     fourth = build(out, [broken, tmp_path / "missing", helpers, service])

@@ -26,7 +26,7 @@ import ray
 from ..embed.loading import load_encoder
 from ..types import Encoder, Vectors
 from .manifest import ShardRecord, ShardsManifest, repo_labels
-from .plan import EmbedPlan, plan_embedders
+from .plan import EmbedPlan, PlanError, plan_embedders
 from .repo_shard import (
     BuildOptions,
     EncoderInfo,
@@ -159,7 +159,10 @@ def build_shards(out: Path, sources: Sequence[Path | str], options: BuildOptions
     started = time.monotonic()
     with ray_session(ray_options):
         nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
-        plan = plan_embedders(nodes, device, max_actors)
+        try:
+            plan = plan_embedders(nodes, device, max_actors)
+        except PlanError as exc:
+            raise BuildError(str(exc)) from exc
         actors = [EmbedActor.options(num_cpus=plan.cpus_per_actor, num_gpus=plan.gpus_per_actor)  # type: ignore[attr-defined]
                   .remote(options.model, plan.device, plan.threads) for _ in range(plan.actors)]
         try:
