@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from . import __version__
@@ -269,13 +270,13 @@ def search_shards(folder: Path, query: str, config: EngineConfig, *, limit: int,
     from .shards.search import ShardSet
 
     try:
-        shard_set = ShardSet.open(folder, config, on_message=lambda m: err.print(f"[yellow]{m}[/]"))
+        shard_set = ShardSet.open(folder, config, on_message=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
     except EngineError as exc:
         fail(str(exc), EXIT_USAGE)
         return
     try:
         for problem in shard_set.problems:
-            err.print(f"[yellow]{problem}[/]")
+            err.print(f"[yellow]{escape(problem)}[/]")
         result = shard_set.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
     except EngineError as exc:
         fail(str(exc), EXIT_ERROR)
@@ -283,9 +284,9 @@ def search_shards(folder: Path, query: str, config: EngineConfig, *, limit: int,
     finally:
         shard_set.close()
     for problem in result.errors:
-        err.print(f"[yellow]{problem}[/]")
+        err.print(f"[yellow]{escape(problem)}[/]")
     if result.dense_skipped:
-        err.print(f"[yellow]keyword search only: {result.dense_skipped}[/]")
+        err.print(f"[yellow]keyword search only: {escape(result.dense_skipped)}[/]")
     if as_json:
         sys.stdout.write(json.dumps([h.to_json() for h in result.hits], indent=2) + "\n")
         return
@@ -294,12 +295,12 @@ def search_shards(folder: Path, query: str, config: EngineConfig, *, limit: int,
         console.print(f"no results for {query!r}")
     for rank, found in enumerate(result.hits, 1):
         hit = found.hit
-        console.print(f"[bold]{rank:>2}.[/] [magenta]{found.repo}[/]:[cyan]{hit.path}[/]:{hit.start_line}-"
-                      f"{hit.end_line}  [bold]{hit.qualified_name or f'({hit.kind})'}[/]  "
+        where = f"[magenta]{escape(found.repo)}[/]:[cyan]{escape(hit.path)}[/]:{hit.start_line}-{hit.end_line}"
+        console.print(f"[bold]{rank:>2}.[/] {where}  [bold]{escape(hit.qualified_name or f'({hit.kind})')}[/]  "
                       f"[dim]{hit.language} {hit.score:.3f}[/]")
         if hit.snippet:
-            console.print(f"      [dim]{hit.snippet}[/]", markup=True)
-    err.print(f"[dim]searched {result.searched} shard(s) in {folder}[/]")
+            console.print(f"      [dim]{escape(hit.snippet)}[/]")
+    err.print(f"[dim]searched {result.searched} shard(s) in {escape(str(folder))}[/]")
 
 
 @main.command()

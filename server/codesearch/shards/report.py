@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from rich.markup import escape
+
 from .ray_build import BuildReport
 from .repo_shard import ShardOutcome
 
@@ -12,19 +14,20 @@ from .repo_shard import ShardOutcome
 def describe_outcome(outcome: ShardOutcome) -> str:
     r = outcome.record
     if outcome.action == "failed":
-        return f"[red]failed[/]    {r.repo}: {r.error}"
+        return f"[red]failed[/]    {escape(r.repo)}: {escape(r.error)}"
     if outcome.action == "unchanged":
-        return f"unchanged {r.repo} ({r.content_kind} {r.content_hash[:12]})"
+        return f"unchanged {escape(r.repo)} ({r.content_kind} {r.content_hash[:12]})"
     rate = f", {r.embedded / r.embed_s:.1f} chunks/s" if r.embed_s > 0 else ""
-    return (f"built     {r.repo}: {r.files} files, {r.chunks} chunks, {r.embedded} embedded in {r.build_s:.1f}s"
+    return (f"built     {escape(r.repo)}: {r.files} files, {r.chunks} chunks, {r.embedded} embedded in {r.build_s:.1f}s"
             f" (embedding {r.embed_s:.1f}s{rate}); {r.index_bytes / 1e6:.1f} MB")
 
 
 def summarize(report: BuildReport) -> str:
     counts = ", ".join(f"{len(report.of(a))} {a}" for a in ("built", "unchanged", "failed"))
+    manifest = escape(str(report.out / "shards.json"))
     return (f"{len(report.outcomes)} repositories: {counts}; {report.wall_s:.1f}s after {report.startup_s:.1f}s "
-            f"of start-up\nembedders: {report.plan.describe()}\nmodel: {report.info.model_id} "
-            f"[{report.info.model_key}] on {report.info.provider}\nmanifest: {report.out / 'shards.json'}")
+            f"of start-up\nembedders: {report.plan.describe()}\nmodel: {escape(report.info.model_id)} "
+            f"(key {report.info.model_key}) on {report.info.provider}\nmanifest: {manifest}")
 
 
 def report_json(report: BuildReport) -> dict[str, Any]:
