@@ -29,8 +29,9 @@ from pygls.uris import from_fs_path, to_fs_path
 from .. import __version__
 from ..engine import EngineError, SearchResult
 from ..index.indexer import Phase, Progress
+from ..query.filters import under_folder
 from ..service.folder import FolderIndexer, FolderSnapshot, FolderState
-from ..service.watcher import Batch, FolderWatcher, PathFilter, is_ignore_file
+from ..service.watcher import FolderWatcher, PathFilter, is_ignore_file
 from ..types import SearchHit
 from .settings import Settings, parse_settings
 
@@ -176,16 +177,6 @@ def parse_search_params(params: Any) -> dict[str, Any]:
         raise _invalid("folder must be a folder URI, path or name")
     return {"query": query.strip(), "limit": min(int(limit), MAX_LIMIT), "languages": [x.lower() for x in languages],
             "path_glob": path_glob or None, "folder": folder or None}
-
-
-def under_folder(prefix: str, path_glob: str | None) -> str:
-    """A path glob anchored below ``prefix`` (a folder relative to the workspace folder)."""
-    if not path_glob:
-        return f"{prefix}/**"
-    glob = path_glob.strip().lstrip("/")
-    if glob.endswith("/"):
-        glob += "**"
-    return f"{prefix}/{glob}" if "/" in glob else f"{prefix}/**/{glob}"
 
 
 # progress ---------------------------------------------------------------------------------------------
@@ -469,12 +460,8 @@ class CodesearchLanguageServer(LanguageServer):
         if folder.root in self.watchers or not folder.root.is_dir():
             return
 
-        def on_batch(batch: Batch, folder: FolderIndexer = folder) -> None:
-            folder.add_batch(batch)
-
         try:
-            watcher = FolderWatcher(folder.root, on_batch, options=self.settings.engine_config().walk_options())
-            watcher.start()
+            watcher = folder.watch()
         except Exception as exc:  # inotify limits, vanished folder...
             self.log_to_client(f"codesearch: cannot watch {folder.root} for changes: {exc}", types.MessageType.Warning)
             return
