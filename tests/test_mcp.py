@@ -365,3 +365,24 @@ async def test_several_roots(tmp_path: Path) -> None:
         assert {r["root"] for r in (await server.ok("search", query="title", path="lib"))["results"]} == \
             {str(two.resolve())}  # a relative path is looked up in every root
         assert top(await server.ok("find_related", path=str(two / "lib/strings.py"), line=1))
+
+
+async def test_an_editors_language_server_keeps_the_index_and_the_agent_reads_it(tmp_path: Path) -> None:
+    from test_lsp import start_client, stop_client
+
+    repo = make_repo(tmp_path / "repo")
+    editor = await start_client([repo])
+    try:
+        await editor.wait_ready()
+        async with mcp_server(repo, log=tmp_path / "server.log") as agent:
+            status = await agent.wait_for(lambda s: s["roots"][0]["read_only"] and s["roots"][0]["state"] == "ready",
+                                          what="read-only and ready")
+            assert status["roots"][0]["index_owner"] == "another process"
+            assert (await editor.command("codesearch-ls.status"))["folders"][0]["writer"] is True
+            assert top(await agent.ok("search", query="parse_retry_after"))["symbol"] == "parse_retry_after"
+            # the editor goes away: the agent's server keeps the index from now on
+            await stop_client(editor)
+            await agent.wait_for(lambda s: s["roots"][0]["index_owner"] == "this server", what="take over")
+            await agent.wait_ready()
+    finally:
+        await stop_client(editor)
