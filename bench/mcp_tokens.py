@@ -26,6 +26,7 @@ The corpus comes from ``bench/repos.py build`` (``~/.cache/codesearch-bench/repo
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -80,6 +81,15 @@ def load_queries(repo: Path) -> list[Query]:
     return out
 
 
+def provenance(repo: Path) -> dict[str, Any]:
+    """Which build of the repository benchmark was measured: it is rebuilt as its queries improve."""
+    queries = (repo / "queries.jsonl").read_bytes()
+    info = json.loads((repo / "info.json").read_text()) if (repo / "info.json").exists() else {}
+    return {"queries_sha256": hashlib.sha256(queries).hexdigest()[:16],
+            "built": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime((repo / "queries.jsonl").stat().st_mtime)),
+            "version": info.get("version"), "files": info.get("files"), "chunks": info.get("chunks")}
+
+
 def relevant(path: str, start: int, end: int, q: Query) -> bool:
     """The repository benchmark's rule: the target's file and, for definitions, overlapping lines."""
     if path != q.path:
@@ -92,6 +102,12 @@ class Row:
     method: str
     tokens: list[int] = field(default_factory=list)  # per query, the whole answer
     found: dict[str, list[bool]] = field(default_factory=lambda: defaultdict(list))  # kind → within budget
+    by_repo: dict[str, list[tuple[int, bool]]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, repo: str, kind: str, tokens: int, found: bool) -> None:
+        self.tokens.append(tokens)
+        self.found[kind].append(found)
+        self.by_repo[repo].append((tokens, found))
 
 
 # codesearch-mcp --------------------------------------------------------------------------------------
@@ -138,9 +154,8 @@ async def run_codesearch(tree: Path, queries: Sequence[Query], budget: int, env:
                     raise RuntimeError(f"{q.id}: {result.content}")
                 data = result.structured_content
                 text = "\n".join(getattr(b, "text", "") for b in result.content)
-                row.tokens.append(estimate_tokens(text))
-                row.found[q.kind].append(any(relevant(h["path"], h["start_line"], h["end_line"], q)
-                                             for h in data["results"]))
+                found = any(relevant(h["path"], h["start_line"], h["end_line"], q) for h in data["results"])
+                row.add(tree.parent.name, q.kind, estimate_tokens(text), found)
         return status
 
 
@@ -159,7 +174,6 @@ def rg(tree: Path, *args: str) -> str:
 
 def rg_lines(tree: Path, q: Query, words: list[str], budget: int, row: Row) -> None:
     out = rg(tree, "-n", "-i", "-F", *[a for w in words for a in ("-e", w)]) if words else ""
-    row.tokens.append(estimate_tokens(out))
     seen = 0
     found = False
     for line in out.splitlines():
@@ -171,7 +185,7 @@ def rg_lines(tree: Path, q: Query, words: list[str], budget: int, row: Row) -> N
         if number.isdigit() and relevant(path, int(number), int(number), q):
             found = True
             break
-    row.found[q.kind].append(found)
+    row.add(tree.parent.name, q.kind, estimate_tokens(out), found)
 
 
 def ranked_files(tree: Path, words: list[str]) -> list[str]:
@@ -190,7 +204,6 @@ def rg_read(tree: Path, q: Query, words: list[str], budget: int, row: Row) -> No
     files = ranked_files(tree, words) if words else []
     listing = "".join(f"{p}\n" for p in files)
     texts = [(p, (tree / p).read_text(encoding="utf-8", errors="replace")) for p in files]
-    row.tokens.append(estimate_tokens(listing + "".join(t for _, t in texts)))
     room = budget * CHARS_PER_TOKEN - len(listing)
     found = False
     for path, text in texts:
@@ -202,7 +215,7 @@ def rg_read(tree: Path, q: Query, words: list[str], budget: int, row: Row) -> No
             first = q.start or 1
             found = read.count("\n") + (1 if read and not read.endswith("\n") else 0) >= first
             break
-    row.found[q.kind].append(found)
+    row.add(tree.parent.name, q.kind, estimate_tokens(listing + "".join(t for _, t in texts)), found)
 
 
 # the run ----------------------------------------------------------------------------------------------
@@ -231,7 +244,21 @@ def summarize(rows: dict[str, Row], budget: int) -> tuple[str, list[dict[str, An
                            *(f"{per_kind.get(k, 0):.0f}%" for k in KINDS), f"{overall:.0f}%"])
     headers = ["method", "median tokens / query", "mean tokens / query",
                *(f"found within {budget:,}: {k}" for k in KINDS), "all"]
-    return table(headers, table_rows), out
+    return table(headers, table_rows) + "\n\n" + per_repo_table(rows, budget), out
+
+
+def per_repo_table(rows: dict[str, Row], budget: int) -> str:
+    """Median tokens and share found within the budget, per repository."""
+    repos = list(next(iter(rows.values())).by_repo)
+    cells = []
+    for row in rows.values():
+        cell = [row.method]
+        for repo in repos:
+            pairs = row.by_repo[repo]
+            share = 100.0 * sum(f for _, f in pairs) / len(pairs)
+            cell.append(f"{median([t for t, _ in pairs]):,.0f} / {share:.0f}%")
+        cells.append(cell)
+    return table(["method", *(f"{r}: median tokens / found" for r in repos)], cells)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,7 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = args.bench_repos / name
         queries = load_queries(base)
         print(f"{name}: {len(queries)} queries", flush=True)
-        statuses[name] = anyio.run(run_codesearch, base / "tree", queries, args.budget, env, rows)
+        statuses[name] = {**anyio.run(run_codesearch, base / "tree", queries, args.budget, env, rows),
+                          "benchmark": provenance(base)}
         lines, read = rows.setdefault("rg -n", Row("rg -n")), rows.setdefault("rg + read", Row("rg + read"))
         for q in queries:
             words = keywords(q)
@@ -263,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {"repos": args.repos, "budget": args.budget, "summary": summary, "indexes": statuses,
               "machine": machine_info(), "load_average": load_average(),
               "command": "python bench/mcp_tokens.py " + " ".join(sys.argv[1:] if argv is None else argv),
-              "rows": {name: {"tokens": row.tokens, "found": dict(row.found)} for name, row in rows.items()}}
+              "rows": {name: {"tokens": row.tokens, "found": dict(row.found), "by_repo": dict(row.by_repo)}
+                       for name, row in rows.items()}}
     args.out.write_text(json.dumps(report, indent=1))
     print(f"wrote {args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out}")
     return 0
