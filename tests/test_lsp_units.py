@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from codesearch.lsp.__main__ import parse_args
-from codesearch.lsp.protocol import SearchParams, hit_json, hit_symbol, under_folder
+from codesearch.lsp.protocol import SearchParams, hit_json, hit_symbol
 from codesearch.lsp.settings import Settings, parse_settings
+from codesearch.query.filters import under_folder
 from codesearch.types import SearchHit
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams

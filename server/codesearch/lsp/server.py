@@ -28,9 +28,10 @@ from pygls.uris import from_fs_path
 from .. import __version__
 from ..engine import EngineError, SearchResult
 from ..index.indexer import Progress
+from ..query.filters import under_folder
 from ..query.merge import merge_hits
 from ..service.folder import FolderIndexer, FolderSnapshot, FolderState
-from ..service.watcher import Batch, FolderWatcher, PathFilter, is_ignore_file
+from ..service.watcher import FolderWatcher, PathFilter, is_ignore_file
 from ..types import SearchHit
 from .progress import ProgressReporter
 from .protocol import (
@@ -40,7 +41,6 @@ from .protocol import (
     hit_json,
     hit_symbol,
     make_converter,
-    under_folder,
     uri_to_path,
 )
 from .settings import Settings, parse_settings
@@ -251,12 +251,8 @@ class CodesearchLanguageServer(LanguageServer):
         if folder.root in self.watchers or not folder.root.is_dir():
             return
 
-        def on_batch(batch: Batch, folder: FolderIndexer = folder) -> None:
-            folder.add_batch(batch)
-
         try:
-            watcher = FolderWatcher(folder.root, on_batch, options=self.settings.engine_config().walk_options())
-            watcher.start()
+            watcher = folder.watch()
         except Exception as exc:  # inotify limits, vanished folder...
             self.log_to_client(f"codesearch: cannot watch {folder.root} for changes: {exc}", types.MessageType.Warning)
             return

@@ -27,7 +27,7 @@ from typing import Protocol
 from ..engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
 from ..index.indexer import Phase, Progress
 from ..types import Encoder
-from .watcher import Batch, Coalescer
+from .watcher import Batch, Coalescer, FolderWatcher
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,13 @@ class FolderIndexer:
             self._thread.join(timeout)
         elif not self._closed.is_set():
             self._close_engine()
+
+    def watch(self) -> FolderWatcher:
+        """Watch this folder's tree with watchdog: changes join the work queue. The caller stops it;
+        raises OSError (e.g. inotify limits) when the folder cannot be watched."""
+        watcher = FolderWatcher(self.root, self.add_batch, options=self.config.walk_options())
+        watcher.start()
+        return watcher
 
     def contains(self, path: Path) -> bool:
         return path == self.root or self.root in path.parents
