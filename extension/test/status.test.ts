@@ -1,10 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import {
-  classifyConfigChange,
-  DEFAULT_MAX_FILE_SIZE,
-  didChangeConfigurationParams,
-  readServerSettings,
-} from '../src/config';
 import { giveUpMessage, RestartPolicy } from '../src/restartPolicy';
 import { compactNumber, providerLabel, render, StatusTracker } from '../src/status';
 
@@ -106,47 +100,6 @@ describe('StatusTracker + render', () => {
     expect(compactNumber(999)).toBe('999');
     expect(compactNumber(1500)).toBe('1.5k');
     expect(compactNumber(2_400_000)).toBe('2.4M');
-  });
-});
-
-describe('config', () => {
-  const reader = (values: Record<string, unknown>) => ({ get: <T>(k: string) => values[k] as T | undefined });
-
-  it('reads the server settings with defaults and sanitising', () => {
-    expect(readServerSettings(reader({}))).toEqual({
-      model: null,
-      device: 'auto',
-      exclude: [],
-      maxFileSize: DEFAULT_MAX_FILE_SIZE,
-      ranker: null,
-      rerankK: 10,
-    });
-    expect(
-      readServerSettings(
-        reader({ model: ' m1 ', device: 'cuda', exclude: ['**/gen/**', 3, ''], maxFileSize: 2048.7, ranker: ' /r ', rerankK: 20 }),
-      ),
-    ).toEqual({ model: 'm1', device: 'cuda', exclude: ['**/gen/**'], maxFileSize: 2048, ranker: '/r', rerankK: 20 });
-    expect(readServerSettings(reader({ ranker: '', rerankK: 1.5 }))).toMatchObject({ ranker: null, rerankK: 10 });
-    expect(readServerSettings(reader({ device: 'tpu', maxFileSize: -1, model: '' }))).toMatchObject({
-      device: 'auto',
-      maxFileSize: DEFAULT_MAX_FILE_SIZE,
-      model: null,
-    });
-  });
-
-  it('wraps settings for didChangeConfiguration', () => {
-    const s = readServerSettings(reader({ device: 'cpu' }));
-    expect(didChangeConfigurationParams(s)).toEqual({ settings: { codesearch: s } });
-  });
-
-  it('classifies changes: launch settings restart, others are sent live', () => {
-    const affects = (keys: string[]) => (s: string) => keys.some((k) => k === s || k.startsWith(`${s}.`));
-    expect(classifyConfigChange(affects(['codesearch.serverPath']))).toBe('restart');
-    expect(classifyConfigChange(affects(['codesearch.interpreter']))).toBe('restart');
-    expect(classifyConfigChange(affects(['codesearch.model']))).toBe('notify');
-    expect(classifyConfigChange(affects(['codesearch.exclude']))).toBe('notify');
-    expect(classifyConfigChange(affects(['codesearch.trace.server']))).toBe('none');
-    expect(classifyConfigChange(affects(['editor.fontSize']))).toBe('none');
   });
 });
 

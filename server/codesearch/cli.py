@@ -18,9 +18,10 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from . import __version__
 from .engine import Engine, EngineConfig, EngineError, SearchResult
+from .files import DEFAULT_MAX_FILE_SIZE
 from .indexer import EmbedReport, SyncReport
 from .indexer import Progress as IndexProgress
-from .ranker import DEFAULT_RERANK_K
+from .ranker import DEFAULT_RERANK_K, MAX_RERANK_K, MIN_RERANK_K
 from .types import SearchHit
 
 EXIT_ERROR = 1
@@ -45,7 +46,7 @@ def model_options(func: Any) -> Any:
                         envvar="CODESEARCH_DEVICE", show_default=True,
                         help="Execution provider; auto uses CUDA only when it truly loads.")(func)
     func = click.option("--exclude", multiple=True, help="Extra glob to leave out (repeatable).")(func)
-    func = click.option("--max-file-size", type=int, default=1 << 20, show_default=True,
+    func = click.option("--max-file-size", type=int, default=DEFAULT_MAX_FILE_SIZE, show_default=True,
                         help="Skip files larger than this many bytes.")(func)
     return func
 
@@ -209,8 +210,8 @@ def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
 @click.option("--mode", type=click.Choice(["fused", "dense", "lexical"]), default="fused", hidden=True)
 @click.option("--ranker", default=None, envvar="CODESEARCH_RANKER",
               help="Exported ranker (cross-encoder) folder that re-orders the top results.")
-@click.option("--rerank-k", type=click.IntRange(2, 200), default=DEFAULT_RERANK_K, show_default=True,
-              help="How many of the top results the ranker re-orders.")
+@click.option("--rerank-k", type=click.IntRange(MIN_RERANK_K, MAX_RERANK_K), default=DEFAULT_RERANK_K,
+              show_default=True, help="How many of the top results the ranker re-orders.")
 @model_options
 def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...], path_glob: str | None,
            as_json: bool, no_wait: bool, batch: TextIO | None, mode: str, ranker: str | None, rerank_k: int,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .files import WalkOptions
+from .files import DEFAULT_MAX_FILE_SIZE, WalkOptions
 from .indexer import EmbedReport, Indexer, ProgressCallback, SyncReport, chunker_fingerprint
 from .manifest import ModelManifest
 from .paths import workspace_dir
@@ -47,7 +47,7 @@ class EngineConfig:
     model: str | None = None  # None/"default", an exported folder, an HF folder or an HF id
     device: str = "auto"  # auto | cpu | cuda
     exclude: tuple[str, ...] = ()
-    max_file_size: int = 1 << 20
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
     ranker: str | None = None  # an exported ranker folder; re-ranks the top rerank_k hits
     rerank_k: int = DEFAULT_RERANK_K
 
