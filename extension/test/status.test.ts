@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { giveUpMessage, RestartPolicy } from '../src/restartPolicy';
-import { compactNumber, providerLabel, render, StatusTracker } from '../src/status';
+import { compactNumber, providerLabel, render, SHORT_REASON_MAX, shortReason, StatusTracker } from '../src/status';
 
 describe('StatusTracker + render', () => {
   it('starts as "starting"', () => {
@@ -36,13 +36,32 @@ describe('StatusTracker + render', () => {
     expect(v.accessibilityLabel).toBe('Code Search ready: 3k files · 24k chunks · CUDA');
   });
 
-  it('shows errors with a click-through to the log', () => {
+  it('shows errors with a short reason, the whole message in the tooltip and a click-through to the log', () => {
     const t = new StatusTracker();
-    const v = render(t.status({ state: 'error', message: 'model not found' }));
-    expect(v.text).toContain('$(error)');
-    expect(v.tooltip).toContain('model not found');
+    const message =
+      "one, two: the model could not be loaded: model '/nonexistent/m' does not exist as a folder and is not a " +
+      'Hugging Face id; searching by keywords only';
+    const v = render(t.status({ state: 'error', message, files: 3 }));
+    expect(v.text).toBe('$(error) Code Search: model not loaded');
+    expect(v.tooltip.split('\n')[0]).toBe(`Code Search error: ${message}`);
+    expect(v.tooltip).toContain('Index: 3 files');
     expect(v.command).toBe('codesearch.showLog');
     expect(v.severity).toBe('error');
+    expect(v.accessibilityLabel).toBe('Code Search error: model not loaded');
+  });
+
+  it('shortens error messages for the status bar text', () => {
+    expect(shortReason('Code Search: the codesearch-ls server failed to start: spawn EACCES')).toBe('server failed to start');
+    expect(shortReason(giveUpMessage(4, 180_000))).toBe('server crashed');
+    expect(shortReason('codesearch: cannot index /w: the folder is gone')).toBe('indexing failed');
+    expect(shortReason('indexing failed: OSError: disk full')).toBe('indexing failed');
+    // unknown messages: the first clause, without folder names, cut to a few words
+    expect(shortReason('web: disk quota exceeded; retrying')).toBe('disk quota exceeded');
+    const long = shortReason('something unexpected and rather long happened while reading the store');
+    expect(long.length).toBeLessThanOrEqual(SHORT_REASON_MAX);
+    expect(long.endsWith('…')).toBe(true);
+    expect(shortReason(undefined)).toBe('error');
+    expect(shortReason('  ')).toBe('error');
   });
 
   it('keeps counts across restarts and reports restart attempts', () => {

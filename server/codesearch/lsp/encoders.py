@@ -9,9 +9,17 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from ..engine import EngineConfig, load_onnx_encoder
+from ..engine import EngineConfig, EngineError, load_onnx_encoder
 from ..manifest import ModelManifest
 from ..types import Encoder, Vectors
+
+
+class LoadFailedBefore(EngineError):
+    """The model failed to load for an earlier caller, who reported it; ``cause`` says why."""
+
+    def __init__(self, cause: EngineError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class SharedEncoder:
@@ -23,17 +31,28 @@ class SharedEncoder:
         self._lock = threading.Lock()
         self._documents: Encoder | None = None
         self._queries: Encoder | None = None
+        self._failure: EngineError | None = None
 
     @property
     def loaded(self) -> bool:
         return self._queries is not None
 
     def load(self, on_status: Callable[[str], None] | None = None) -> None:
-        """Load (exporting the model once if needed); raises ``EngineError``. Blocking."""
+        """Load (exporting the model once if needed); raises ``EngineError``. Blocking.
+
+        A failure is tried once for every folder: later calls raise ``LoadFailedBefore``, so the
+        reason is said once, not once per folder.
+        """
         with self._lock:
             if self._queries is not None:
                 return
-            encoder = self._loader(self.config, on_status)
+            if self._failure is not None:
+                raise LoadFailedBefore(self._failure)
+            try:
+                encoder = self._loader(self.config, on_status)
+            except EngineError as exc:
+                self._failure = exc
+                raise
             self._documents = encoder
             self._queries = encoder
 

@@ -27,7 +27,7 @@ from ..engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceB
 from ..indexer import Progress
 from ..types import Encoder
 from ..watcher import Batch, Coalescer
-from .encoders import SharedEncoder
+from .encoders import LoadFailedBefore, SharedEncoder
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ class FolderIndexer:
         self._state = "indexing"
         self._message = "starting"
         self._encoder_failed = False
+        self._encoder_error = ""
         self._failure = ""  # why the last step failed, until one succeeds
         self._last_progress: Progress | None = None
         self._counts = (0, 0, 0, 0)  # files, chunks, embedded, pending
@@ -379,8 +380,9 @@ class FolderIndexer:
                 _ = engine.encoder
         except EngineError as exc:
             self._encoder_failed = True
-            self._say(f"codesearch: the model could not be loaded: {exc}; searching by keywords only",
-                      error=True)
+            self._encoder_error = f"the model could not be loaded: {exc}; searching by keywords only"
+            if not isinstance(exc, LoadFailedBefore):  # said once for all folders
+                self._say(f"codesearch: {self._encoder_error}", error=True)
             return False
         self._refresh_counts(engine)
         return True
@@ -391,7 +393,7 @@ class FolderIndexer:
         if self._failure:
             state, message = "error", self._failure
         elif self._encoder_failed:
-            state, message = "error", "the model could not be loaded; searching by keywords only"
+            state, message = "error", self._encoder_error
         elif self._paused and pending:
             state, message = "ready", f"indexing cancelled: {pending} chunks not embedded (re-index to resume)"
         else:
@@ -425,7 +427,7 @@ class FolderIndexer:
         _, _, _, pending = self._counts
         note = "read-only: another codesearch process is indexing this workspace"
         if self._encoder_failed:
-            self._set_state("error", "the model could not be loaded; searching by keywords only")
+            self._set_state("error", self._encoder_error)
         else:
             self._set_state("indexing" if pending else "ready", note)
         self.listener.folder_changed(self)

@@ -272,11 +272,13 @@ class CodesearchLanguageServer(LanguageServer):
 
     # messages ----------------------------------------------------------------------------------------
     def log_to_client(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
-        (log.error if kind == types.MessageType.Error else log.info)("%s", message)
         try:
             self.window_log_message(types.LogMessageParams(type=kind, message=message))
         except Exception:
             log.debug("could not send a log message", exc_info=True)
+            (log.error if kind == types.MessageType.Error else log.info)("%s", message)
+        else:  # the client shows it; stderr (which clients show too) gets a copy only at INFO
+            log.info("%s", message)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # Request errors are answered (and logged by the handlers); the rest go to the log, not a popup.
@@ -373,7 +375,11 @@ class CodesearchLanguageServer(LanguageServer):
         if len(snaps) == 1:
             message = snaps[0].message
         else:
-            notes = [f"{s.name}: {s.message}" for s in snaps if s.message and s.message != "ready"]
+            by_message: dict[str, list[str]] = {}  # one note for folders that say the same
+            for snap in snaps:
+                if snap.message and snap.message != "ready":
+                    by_message.setdefault(snap.message, []).append(snap.name)
+            notes = [f"{', '.join(names)}: {text}" for text, names in by_message.items()]
             message = "; ".join(notes) if notes else "ready"
         params: dict[str, Any] = {
             "state": state, "message": message,
