@@ -20,7 +20,7 @@ from . import __version__
 from .engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
 from .index.indexer import EmbedReport, Phase, SyncReport
 from .index.indexer import Progress as IndexProgress
-from .query.rerank import DEFAULT_RERANK_K
+from .query.rerank import DEFAULT_RERANK_K, MAX_RERANK_K, MIN_RERANK_K
 from .walk.walker import DEFAULT_MAX_FILE_SIZE
 
 EXIT_ERROR = 1
@@ -199,8 +199,8 @@ def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
 @click.option("--mode", type=click.Choice(["fused", "dense", "lexical"]), default="fused", hidden=True)
 @click.option("--ranker", default=None, envvar="CODESEARCH_RANKER",
               help="Exported ranker (cross-encoder) folder that re-orders the top results.")
-@click.option("--rerank-k", type=click.IntRange(2, 200), default=DEFAULT_RERANK_K, show_default=True,
-              help="How many of the top results the ranker re-orders.")
+@click.option("--rerank-k", type=click.IntRange(MIN_RERANK_K, MAX_RERANK_K), default=DEFAULT_RERANK_K,
+              show_default=True, help="How many of the top results the ranker re-orders.")
 @click.option("--shards", "shards_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Search the index shards in this folder (`codesearch shards build`) instead of --path.")
 @model_options

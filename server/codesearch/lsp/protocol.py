@@ -195,13 +195,3 @@ def hit_symbol(root: Path, hit: SearchHit) -> types.SymbolInformation:
         location=types.Location(uri=path_to_uri(root / hit.path), range=hit_range(hit)),
         container_name=hit.path,
     )
-
-
-def under_folder(prefix: str, path_glob: str | None) -> str:
-    """A path glob anchored below ``prefix`` (a folder relative to the workspace folder)."""
-    if not path_glob:
-        return f"{prefix}/**"
-    glob = path_glob.strip().lstrip("/")
-    if glob.endswith("/"):
-        glob += "**"
-    return f"{prefix}/{glob}" if "/" in glob else f"{prefix}/**/{glob}"

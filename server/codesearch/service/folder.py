@@ -27,7 +27,7 @@ from typing import Protocol
 from ..engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
 from ..index.indexer import Phase, Progress
 from ..types import Encoder
-from .watcher import Batch, Coalescer
+from .watcher import Batch, Coalescer, FolderWatcher
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class FolderIndexer:
         self._state = FolderState.INDEXING
         self._message = "starting"
         self._encoder_failed = False
+        self._encoder_error = ""
         self._failure = ""  # why the last step failed, until one succeeds
         self._last_progress: Progress | None = None
         self._counts = (0, 0, 0, 0)  # files, chunks, embedded, pending
@@ -180,6 +181,13 @@ class FolderIndexer:
             self._thread.join(timeout)
         elif not self._closed.is_set():
             self._close_engine()
+
+    def watch(self) -> FolderWatcher:
+        """Watch this folder's tree with watchdog: changes join the work queue. The caller stops it;
+        raises OSError (e.g. inotify limits) when the folder cannot be watched."""
+        watcher = FolderWatcher(self.root, self.add_batch, options=self.config.walk_options())
+        watcher.start()
+        return watcher
 
     def contains(self, path: Path) -> bool:
         return path == self.root or self.root in path.parents
@@ -384,8 +392,8 @@ class FolderIndexer:
             self._set_state(FolderState.INDEXING, "loading the model")
         if not engine.load_encoder():
             self._encoder_failed = True
-            self._say(f"codesearch: the model could not be loaded: {engine.model_problem}; searching by "
-                      "keywords only", error=True)
+            self._encoder_error = f"the model could not be loaded: {engine.model_problem}; searching by keywords only"
+            self._say(f"codesearch: {self._encoder_error}", error=True)
             return False
         self._refresh_counts(engine)
         return True
@@ -396,7 +404,7 @@ class FolderIndexer:
         if self._failure:
             state, message = FolderState.ERROR, self._failure
         elif self._encoder_failed:
-            state, message = FolderState.ERROR, "the model could not be loaded; searching by keywords only"
+            state, message = FolderState.ERROR, self._encoder_error
         elif self._paused and pending:
             message = f"indexing cancelled: {pending} chunks not embedded (re-index to resume)"
             state = FolderState.READY
@@ -431,7 +439,7 @@ class FolderIndexer:
         _, _, _, pending = self._counts
         note = "read-only: another codesearch process is indexing this workspace"
         if self._encoder_failed:
-            self._set_state(FolderState.ERROR, "the model could not be loaded; searching by keywords only")
+            self._set_state(FolderState.ERROR, self._encoder_error)
         else:
             self._set_state(FolderState.INDEXING if pending else FolderState.READY, note)
         self.listener.folder_changed(self)
