@@ -70,9 +70,44 @@ class IndexReadOnly(IndexUnavailable):
     """The index can be searched but not written (its folder or database is read-only)."""
 
 
+def workspace_root(root: Path | str) -> Path:
+    """The workspace folder, resolved; EngineError if it is missing or not a folder."""
+    path = Path(root).expanduser()
+    if not path.exists():
+        raise EngineError(f"{path} does not exist")
+    if not path.is_dir():
+        raise EngineError(f"{path} is not a folder")
+    return path.resolve()
+
+
 def index_location(root: Path | str, index_dir: Path | None = None) -> Path:
     """The index folder of a workspace, without creating anything."""
     return Path(index_dir) if index_dir else workspace_dir(Path(root).expanduser().resolve())
+
+
+def remove_index(root: Path | str, index_dir: Path | None = None) -> Path | None:
+    """Delete a workspace's index folder without opening the index (it may be damaged, or the disk
+    full); the removed folder, or None when there was none. WorkspaceBusy while another process
+    writes it, IndexUnavailable when it cannot be deleted."""
+    folder = index_location(workspace_root(root), index_dir)
+    if not folder.exists():
+        return None
+    lock = FileLock(str(folder / "write.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise WorkspaceBusy(f"another codesearch process is indexing {root}; stop it first") from None
+    except IsADirectoryError:
+        pass  # not a lock anyone can hold: removed with the rest
+    except OSError as exc:
+        raise IndexUnavailable(f"cannot remove the index {folder}: {exc.strerror or exc}") from exc
+    try:
+        shutil.rmtree(folder)
+    except OSError as exc:
+        raise IndexUnavailable(f"cannot remove the index {folder}: {exc.strerror or exc}") from exc
+    finally:
+        lock.release(force=True)
+    return folder
 
 
 def _storage_errors(method: Callable[Concatenate[Engine, P], R]) -> Callable[Concatenate[Engine, P], R]:
@@ -165,12 +200,7 @@ class Engine:
     def __init__(self, root: Path | str, config: EngineConfig = EngineConfig(), *,
                  encoder: Encoder | None = None, index_dir: Path | None = None,
                  on_message: Callable[[str], None] | None = None) -> None:
-        root = Path(root).expanduser()
-        if not root.exists():
-            raise EngineError(f"{root} does not exist")
-        if not root.is_dir():
-            raise EngineError(f"{root} is not a folder")
-        self.root = root.resolve()
+        self.root = workspace_root(root)
         self.config = config
         self.dir = index_location(self.root, index_dir)
         self._on_message = on_message or (lambda m: log.info("%s", m))
@@ -211,9 +241,8 @@ class Engine:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            refusal = storage_os_error(exc, self.dir)
-            raise IndexUnavailable(f"cannot create the index folder {self.dir}: "
-                                   f"{refusal.problem.value if refusal else ''} ({exc.strerror or exc})") from exc
+            raise IndexUnavailable(f"cannot create the index folder {self.dir}: {exc.strerror or exc} "
+                                   "(CODESEARCH_CACHE_DIR chooses where indexes are kept)") from exc
         try:
             store, notes = Store.open_or_rebuild(self.dir / "index.db")
         except sqlite3.Error as exc:
@@ -569,9 +598,7 @@ class Engine:
                 self.release_writer()
                 self.store.close()
 
-    @_storage_errors
     def clean(self) -> None:
-        """Delete this workspace's index folder entirely (IndexReadOnly when it cannot be)."""
-        self._refuse_read_only()
+        """Close and delete this workspace's index folder entirely."""
         self.close()
-        shutil.rmtree(self.dir)
+        remove_index(self.root, self.dir)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from lsprotocol import converters, types
+from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
@@ -33,6 +33,7 @@ from ..service.folder import FolderIndexer, FolderSnapshot, FolderState
 from ..service.watcher import Batch, FolderWatcher, PathFilter, is_ignore_file
 from ..types import SearchHit
 from .settings import Settings, parse_settings
+from .validation import make_converter
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,7 @@ class CodesearchLanguageServer(LanguageServer):
         # lsprotocol's own converter: params of custom methods stay plain JSON (pygls' default
         # turns them into namedtuples).
         super().__init__(SERVER_NAME, __version__, protocol_cls=CodesearchProtocol,
-                         converter_factory=converters.get_converter,
+                         converter_factory=make_converter,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental, max_workers=4)
         self.settings = Settings()
         self.settings_warnings: list[str] = []
