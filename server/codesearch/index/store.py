@@ -372,7 +372,13 @@ class Store:
             self.db.execute("BEGIN IMMEDIATE")
 
         def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            if exc_type is None:
+                self.db.execute("COMMIT")
+            elif self.db.in_transaction:  # SQLite already rolled back after a full disk or an I/O error
+                try:
+                    self.db.execute("ROLLBACK")
+                except sqlite3.Error as rollback:  # the first error is the one to report
+                    log.warning("rollback failed: %s", rollback)
 
     def transaction(self) -> Store._Tx:
         return Store._Tx(self.db)

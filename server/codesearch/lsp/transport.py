@@ -13,7 +13,6 @@ import logging
 import threading
 from typing import Any, BinaryIO
 
-from lsprotocol.types import ResponseError
 from pygls.exceptions import JsonRpcException
 from pygls.io_ import StdoutWriter
 from pygls.server import JsonRPCServer
@@ -55,9 +54,10 @@ def dispatch(reader: FrameReader, server: JsonRPCServer, body: Body) -> None:
 
 def answer_error(server: JsonRPCServer, rejected: Rejected) -> None:
     try:
-        # JSON-RPC: the id is null when the message's own id could not be read
-        server.protocol._send_response(rejected.id, None,  # type: ignore[arg-type]
-                                       ResponseError(code=rejected.code, message=rejected.message))
+        # Written as plain JSON: the id must be there, null when the message's own could not be read
+        # (pygls' response types leave a null id out).
+        server.protocol._send_data({"jsonrpc": "2.0", "id": rejected.id,
+                                    "error": {"code": rejected.code, "message": rejected.message}})
     except Exception:
         log.exception("could not answer a rejected message")
 
