@@ -73,3 +73,42 @@ async def test_edit_beside_an_unchanged_function_keeps_it_semantic(tmp_path: Pat
         assert after["symbol"] == "haversine" and "dense" in after["sources"], after
     finally:
         await stop_client(client)
+
+
+async def test_a_read_only_index_is_searched_by_the_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in test_cli_faults: root without its DAC capabilities (setpriv) meets the permission bits."""
+    import os
+    import shutil
+
+    import test_lsp
+    from codesearch.engine import Engine
+    from conftest import FakeEncoder
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "geo.py").write_text(GEO)
+    engine = Engine(root, encoder=FakeEncoder(key="fake-1", dimension=64))
+    engine.update()
+    engine.close()
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv")
+        monkeypatch.setattr(test_lsp, "SERVER", [
+            "setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--inh-caps=-all", "--",
+            *test_lsp.SERVER])
+    cache = Path(os.environ["CODESEARCH_CACHE_DIR"])
+    paths = [p for p in [cache, *cache.rglob("*")] if not p.is_symlink()]
+    for p in paths:
+        p.chmod(p.stat().st_mode & ~0o222)
+    try:
+        client = await start_client([root])
+        try:
+            await client.wait_for(lambda: "read-only" in client.last_status.get("message", ""), what="read-only")
+            hit = first(await client.search(QUERY))
+            assert hit["symbol"] == "haversine" and "dense" in hit["sources"]
+            assert any("read-only" in m.message for m in client.lsp.log_messages)
+        finally:
+            await stop_client(client)
+    finally:
+        for p in paths:
+            p.chmod(p.stat().st_mode | 0o200)

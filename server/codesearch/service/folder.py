@@ -24,7 +24,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from ..engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
+from ..engine import Engine, EngineConfig, EngineError, IndexUnavailable, SearchResult, WorkspaceBusy
 from ..index.indexer import Phase, Progress
 from ..types import Encoder
 from .watcher import Batch, Coalescer
@@ -110,6 +110,7 @@ class FolderIndexer:
         self._message = "starting"
         self._encoder_failed = False
         self._failure = ""  # why the last step failed, until one succeeds
+        self._lock_problem = ""  # why the workspace lock could not be taken, said once
         self._last_progress: Progress | None = None
         self._counts = (0, 0, 0, 0)  # files, chunks, embedded, pending
         self._model = ("", "", "")
@@ -267,10 +268,25 @@ class FolderIndexer:
             self._say(f"codesearch: cannot index {self.root}: {exc}", error=True)
             return
         self._index_dir = str(self.engine.dir)
-        self._writer = self.engine.acquire_writer(wait=False)
-        if not self._writer:
+        self._writer = self._try_writer(self.engine)
+        if self.engine.read_only_reason:
+            self._say(f"codesearch: {self.engine.read_only_reason}; this server searches the index as it is")
+        elif not self._writer:
             self._say(f"codesearch: another codesearch process is indexing {self.root}; this server "
                       "searches what it stores (read-only) and takes over when it exits")
+
+    def _try_writer(self, engine: Engine) -> bool:
+        """Take the workspace lock if free; a storage problem (full disk, a lock path that is a folder)
+        is said once, and the folder is searched as it is until the lock can be taken."""
+        try:
+            taken = engine.acquire_writer(wait=False)
+        except IndexUnavailable as exc:
+            if str(exc) != self._lock_problem:
+                self._lock_problem = str(exc)
+                self._say(f"codesearch: {exc}; searching the index as it is until it can be written", error=True)
+            return False
+        self._lock_problem = ""
+        return taken
 
     def _close_engine(self) -> None:
         if self._closed.is_set():
@@ -409,7 +425,7 @@ class FolderIndexer:
         self._writer = status.writer
 
     def _read_only_step(self, engine: Engine) -> None:
-        if engine.acquire_writer(wait=False):
+        if self._try_writer(engine):
             self._writer = True
             self._say(f"codesearch: {self.root} is no longer indexed by another process; taking over")
             with self._cond:
@@ -420,7 +436,8 @@ class FolderIndexer:
             engine.refresh_from_store()
         self._refresh_counts(engine)
         _, _, _, pending = self._counts
-        note = "read-only: another codesearch process is indexing this workspace"
+        note = f"read-only: {engine.read_only_reason}" if engine.read_only_reason else \
+            "read-only: another codesearch process is indexing this workspace"
         if self._encoder_failed:
             self._set_state(FolderState.ERROR, "the model could not be loaded; searching by keywords only")
         else:
