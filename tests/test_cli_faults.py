@@ -142,7 +142,7 @@ def test_a_full_disk_keeps_the_index_and_the_cli_recovers(tmp_path: Path) -> Non
     search = run("search", "parse_retry_after", "--path", str(root), "--json", preexec=file_size_limit(16 << 10))
     no_traceback(search)
     assert search.returncode == 0 and json.loads(search.stdout)[0]["symbol"] == "parse_retry_after", search.stderr
-    assert "could not be updated" in search.stderr
+    assert "could not be updated" in search.stderr or "read-only" in search.stderr  # failed mid-way, or at open
 
     healed = run("index", str(root))
     assert healed.returncode == 0, healed.stderr

@@ -210,3 +210,65 @@ def test_an_over_long_query_is_cut_with_a_note(tmp_path: Path) -> None:
 
 if sys.platform == "win32":  # pragma: no cover
     pytestmark = pytest.mark.skip("POSIX file semantics")
+
+
+class _Listener:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def folder_progress(self, folder: object, progress: object) -> None:
+        pass
+
+    def folder_idle(self, folder: object) -> None:
+        pass
+
+    def folder_changed(self, folder: object) -> None:
+        pass
+
+    def folder_message(self, folder: object, message: str, error: bool) -> None:
+        self.messages.append(message)
+
+
+def test_a_server_folder_searches_through_a_full_disk_and_takes_over_when_space_returns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from codesearch.engine import EngineConfig
+    from codesearch.service import folder as folder_module
+
+    root = make_repo(tmp_path / "repo")
+    engine = Engine(root, encoder=FakeEncoder())
+    engine.update()
+    engine.close()
+    full = [True]
+    real = store_module.connect
+
+    def refusing(path: Path, read_only: bool = False, immutable: bool = False) -> sqlite3.Connection:
+        if full[0] and not read_only:  # as SQLite reports a disk that cannot take the -shm file
+            exc = sqlite3.OperationalError("database or disk is full")
+            exc.sqlite_errorcode, exc.sqlite_errorname = 13, "SQLITE_FULL"  # type: ignore[misc]
+            raise exc
+        return real(path, read_only, immutable)
+
+    monkeypatch.setattr(store_module, "connect", refusing)
+    monkeypatch.setattr(folder_module, "REOPEN_READ_ONLY_S", 0.2)
+    listener = _Listener()
+    folder = folder_module.FolderIndexer(root, EngineConfig(), listener, encoder=FakeEncoder())
+    folder.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not folder.snapshot().message.startswith("read-only"):
+            assert time.monotonic() < deadline, folder.snapshot()
+            time.sleep(0.05)
+        assert StorageProblem.FULL.value in folder.snapshot().message
+        assert folder.search("parse_retry_after", 5, [], None).hits[0].symbol == "parse_retry_after"
+        (root / "src" / "fresh.py").write_text(NEW_FILE)
+        full[0] = False
+        while not folder.snapshot().writer or not folder.wait_idle(0.1) or \
+                not any(h.symbol == "freshly_added_3" for h in folder.search("freshly_added_3", 5, [], None).hits):
+            assert time.monotonic() < deadline + 20, folder.snapshot()
+            time.sleep(0.1)
+        assert any("can be written again" in m for m in listener.messages)
+        assert leftovers(folder.engine.dir) == []  # type: ignore[union-attr]
+    finally:
+        folder.stop()

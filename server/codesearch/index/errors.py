@@ -42,9 +42,10 @@ class StoreUnavailable(StoreError):
         super().__init__(f"cannot use the index in {folder}: {problem.value} ({detail})")
 
     @property
-    def read_only(self) -> bool:
-        """Reading may still work: the database could not be written, or not created."""
-        return self.problem in (StorageProblem.READ_ONLY, StorageProblem.PERMISSION)
+    def readable(self) -> bool:
+        """Reading may still work: the database could not be written (read-only, full, an I/O error)."""
+        return self.problem in (StorageProblem.READ_ONLY, StorageProblem.PERMISSION, StorageProblem.FULL,
+                                StorageProblem.IO)
 
 
 # SQLite primary result codes (https://www.sqlite.org/rescode.html)

@@ -161,8 +161,11 @@ class Store:
             db.execute("SELECT count(*) FROM sqlite_master").fetchone()
             return db
         except sqlite3.OperationalError:
-            # WAL needs a -shm file beside the database; a folder nobody can write has no writer
-            # either, so the file can be read as it is.
+            # WAL readers need a -shm file beside the database, which an unwritable folder or a full
+            # disk may not allow. With no write-ahead log left to apply, the file alone is the index.
+            wal = Path(f"{self.path}-wal")
+            if wal.is_file() and wal.stat().st_size > 0:
+                raise
             return connect(self.path, read_only=True, immutable=True)
 
     def _open(self) -> sqlite3.Connection:
@@ -246,16 +249,17 @@ class Store:
     def open_or_rebuild(cls, path: Path) -> tuple[Store, list[str]]:
         """Open the store and say what the user should know.
 
-        A damaged database is moved aside (one copy is kept) and rebuilt. A folder that cannot be
-        written gives a read-only store when the database in it is intact. Any other storage
-        problem raises :class:`StoreUnavailable` and changes nothing.
+        A damaged database is moved aside (one copy is kept) and rebuilt. A database that cannot be
+        written (a read-only folder, a full disk, an I/O error while writing) gives a read-only store
+        when it can be read. Any other storage problem raises :class:`StoreUnavailable` and changes
+        nothing.
         """
         path = Path(path)
         notes: list[str] = []
         try:
             store = cls(path)
         except StoreUnavailable as exc:
-            if not exc.read_only or not path.is_file():
+            if not exc.readable or not path.is_file() or path.stat().st_size == 0:
                 raise
             store = cls._open_read_only(path, exc)
         except StoreCorrupt as exc:
@@ -270,6 +274,8 @@ class Store:
         except StoreCorrupt as exc:
             raise StoreUnavailable(path.parent, why.problem,
                                    f"the database is damaged ({exc}) and cannot be rebuilt: {why.detail}") from exc
+        except StoreError as exc:  # not readable either: the first refusal is the one to report
+            raise why from exc
         store.read_only_reason = str(why)
         return store
 

@@ -32,6 +32,7 @@ from .watcher import Batch, Coalescer
 log = logging.getLogger(__name__)
 
 READ_ONLY_REFRESH_S = 2.0
+REOPEN_READ_ONLY_S = 10.0  # how often an index opened read-only for a storage problem is tried for writing
 VISIBLE_EMBED_THRESHOLD = 256  # an incremental update shows progress only when it embeds this many chunks
 
 
@@ -111,6 +112,7 @@ class FolderIndexer:
         self._encoder_failed = False
         self._failure = ""  # why the last step failed, until one succeeds
         self._lock_problem = ""  # why the workspace lock could not be taken, said once
+        self._last_reopen = time.monotonic()
         self._last_progress: Progress | None = None
         self._counts = (0, 0, 0, 0)  # files, chunks, embedded, pending
         self._model = ("", "", "")
@@ -313,12 +315,12 @@ class FolderIndexer:
             return None
 
     def _loop(self) -> None:
-        engine = self.engine
-        assert engine is not None
         while True:
             work = self._take_work()
             if work is None:
                 return
+            engine = self.engine  # a read-only engine may have been replaced by a writable one
+            assert engine is not None
             try:
                 if not self._writer:
                     self._read_only_step(engine)
@@ -425,7 +427,10 @@ class FolderIndexer:
         self._writer = status.writer
 
     def _read_only_step(self, engine: Engine) -> None:
-        if self._try_writer(engine):
+        if engine.read_only_reason:
+            if self._reopen_writable():
+                return
+        elif self._try_writer(engine):
             self._writer = True
             self._say(f"codesearch: {self.root} is no longer indexed by another process; taking over")
             with self._cond:
@@ -447,6 +452,42 @@ class FolderIndexer:
         # overlays and paths are the writing process's business; drop what piled up
         with self._cond:
             self._work = _Work()
+
+    def _reopen_writable(self) -> bool:
+        """An index opened read-only for a storage problem (a full disk, a read-only folder) is tried
+        again now and then; once it can be written, a writable engine takes over and indexes."""
+        now = time.monotonic()
+        if now - self._last_reopen < REOPEN_READ_ONLY_S:
+            return False
+        self._last_reopen = now
+        adopted = False
+
+        def relay(message: str) -> None:
+            if adopted:
+                self._say(f"codesearch ({self.name}): {message}")
+            else:
+                log.info("%s: %s", self.root, message)
+
+        try:
+            fresh = Engine(self.root, self.config, encoder=self._encoder, on_message=relay)
+        except EngineError as exc:
+            log.info("%s is still not writable: %s", self.root, exc)
+            return False
+        if fresh.read_only_reason or not self._try_writer(fresh):
+            fresh.close()
+            return False
+        adopted = True
+        old, self.engine = self.engine, fresh
+        self._writer = True
+        if old is not None:
+            try:
+                old.close()
+            except Exception:
+                log.exception("closing the read-only index of %s failed", self.root)
+        self._say(f"codesearch: the index of {self.root} can be written again; indexing")
+        with self._cond:
+            self._work.full = True
+        return True
 
     def wait_idle(self, timeout: float) -> bool:
         """For tests and tools: wait until nothing is queued or running."""
