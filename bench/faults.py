@@ -192,7 +192,8 @@ def ctrl_c(lab: Lab) -> str:
     root = lab.work / "repo"
     root.mkdir()
     for f in range(40):
-        (root / f"mod_{f}.py").write_text("".join(f"def h_{f}_{i}(e):\n    return e.get('k{i}')\n\n\n" for i in range(16)))
+        (root / f"mod_{f}.py").write_text("".join(f"def h_{f}_{i}(e):\n    return e.get('k{i}')\n\n\n"
+                                                  for i in range(16)))
     env = {**lab.env, "CODESEARCH_TEST_ENCODER_DELAY": "0.3"}
     proc = subprocess.Popen([sys.executable, "-m", "codesearch.cli", "index", str(root), "--quiet"],
                             stderr=subprocess.PIPE, text=True, env=env)
@@ -214,7 +215,7 @@ def ctrl_c(lab: Lab) -> str:
 
 def status_and_clean(lab: Lab) -> str:
     root = make_repo(lab.work / "repo")
-    status = lab.cli("status", str(root))
+    lab.cli("status", str(root))
     created = (lab.cache / "workspaces").exists() and any((lab.cache / "workspaces").iterdir())
     lab.cli("clean", str(root)) if created else None
     lab.cli("index", str(root))
@@ -255,7 +256,8 @@ def stubs(lab: Lab) -> str:
     root = lab.work / "repo"
     (root / "stubs").mkdir(parents=True)
     for i in range(60):
-        (root / f"u{i}.py").write_text(f"def unique_{i}_w{i * 7 % 13}(x):\n    '''topic {i} word{i * 3}'''\n    return x\n")
+        (root / f"u{i}.py").write_text(f"def unique_{i}_w{i * 7 % 13}(x):\n    '''topic {i} word{i * 3}'''\n"
+                                       "    return x\n")
     for i in range(5000):
         (root / "stubs" / f"s{i}.py").write_text("def handler(request):\n    '''generated stub'''\n"
                                                   "    raise NotImplementedError\n")
