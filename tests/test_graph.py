@@ -208,3 +208,30 @@ def test_vector_index_labels_come_back_and_survive_saving(tmp_path: Path) -> Non
     loaded.add(ids[9:11], vectors[9:11])
     assert loaded.labels == set(range(1, 41))
     assert loaded.search(vectors[9], 1)[0][0] == 10
+
+
+def test_a_sync_stopped_part_way_leaves_the_graph_in_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from codesearch.index.store import Store
+
+    root = make_repo(tmp_path / "repo")
+    engine = Engine(root, encoder=FakeEncoder())
+    engine.update()
+    for path in root.rglob("*.py"):
+        path.write_text(path.read_text().replace("def ", "def renamed_"))
+    real = Store.replace_file
+    calls = [0]
+
+    def interrupted(self: Store, *args: object) -> set[str]:
+        calls[0] += 1
+        if calls[0] == 3:  # Ctrl-C (or a full disk) after two files were re-chunked and committed
+            raise KeyboardInterrupt
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "replace_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        engine.sync()
+    assert in_step(engine)
+    monkeypatch.setattr(Store, "replace_file", real)
+    engine.update()
+    assert in_step(engine)
+    engine.close()

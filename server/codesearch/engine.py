@@ -340,6 +340,17 @@ class Engine:
             return GraphChange()
         return follow_texts(self.store, self._encoder.model_key, self._index, touched_texts)
 
+    def _resync_graph(self) -> None:
+        """A sync stopped part-way (an error, Ctrl-C): the files it did change are committed, so the
+        graph is compared with the whole store."""
+        self._pending_cache = None
+        if self._index is None or self._encoder is None:
+            return
+        try:
+            follow_all(self.store, self._encoder.model_key, self._index)
+        except Exception:  # the error that stopped the sync is the one to report
+            log.warning("could not bring the vector graph in step after a failed sync", exc_info=True)
+
     @_storage_errors
     def graph_drift(self) -> tuple[set[int], set[int]]:
         """(vectors the loaded graph lacks, labels it should not have); both empty when in step."""
@@ -419,12 +430,13 @@ class Engine:
         """Phase one: files → chunks → lexical index. Seconds, even for large repositories."""
         with self._write:
             self._require_writer()
-            report = SyncReport()
             try:
                 report = self.indexer.sync(dict(self._overlays), cancel, progress)
-            finally:
-                self._follow_store(report.touched_texts)
-                self._pending_cache = None
+            except BaseException:
+                self._resync_graph()
+                raise
+            self._follow_store(report.touched_texts)
+            self._pending_cache = None
             return report
 
     @_storage_errors
@@ -456,11 +468,15 @@ class Engine:
         rel = [p for p in (self.relative(x) for x in paths) if p is not None]
         with self._write:
             self._require_writer()
-            if any(p.rsplit("/", 1)[-1] in IGNORE_FILES or p.endswith("info/exclude") for p in rel):
-                self.indexer.invalidate_rules()
-                report = self.indexer.sync(dict(self._overlays))  # what is ignored may have changed anywhere
-            else:
-                report = self.indexer.sync_paths(rel, dict(self._overlays))
+            try:
+                if any(p.rsplit("/", 1)[-1] in IGNORE_FILES or p.endswith("info/exclude") for p in rel):
+                    self.indexer.invalidate_rules()
+                    report = self.indexer.sync(dict(self._overlays))  # what is ignored may have changed anywhere
+                else:
+                    report = self.indexer.sync_paths(rel, dict(self._overlays))
+            except BaseException:
+                self._resync_graph()
+                raise
             self._follow_store(report.touched_texts)
             if embed and report.changed and self.encoder_loaded:
                 self.indexer.embed_pending(self.encoder, self._vector_index())
