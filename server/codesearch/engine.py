@@ -449,8 +449,10 @@ class Engine:
             try:
                 report = self.indexer.embed_pending(self.encoder, index, cancel, progress,
                                                     on_batch=self._maybe_save)
-            finally:
-                self._pending_cache = None
+            except BaseException:  # a batch may be stored without having joined the graph
+                self._resync_graph()
+                raise
+            self._pending_cache = None
             self.save()
             self.store.prune_vectors()
             return report
