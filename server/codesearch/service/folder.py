@@ -8,7 +8,8 @@ lexically at once and gets its vectors first (the engine embeds the newest files
 
 A folder whose index another process is writing (the engine's file lock) works read-only: it
 searches what that process stores, refreshes its view every few seconds, and takes over the
-lock when the other process goes away.
+lock when the other process goes away. So does a folder whose index cannot be written (a full disk,
+a read-only cache folder): it is searched as it is and tried again now and then.
 
 The listener callbacks run on the worker thread; the server hands them to its event loop.
 """
