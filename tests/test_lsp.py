@@ -217,6 +217,17 @@ async def test_index_progress_search_and_symbols(client: Client, repo: Path) -> 
     assert await client.symbols("") == []
 
 
+async def test_a_search_right_after_initialized_says_indexing(repo: Path) -> None:
+    client = await start_client([repo], env=server_env(CODESEARCH_TEST_ENCODER_DELAY="0.5"))
+    try:
+        first = await client.search("parse_retry_after")  # sent right behind `initialized`
+        assert first["indexing"] is True or first["results"], first
+        if first["results"]:
+            assert top(first)["symbol"] == "parse_retry_after"
+    finally:
+        await stop_client(client)
+
+
 async def test_commands_and_bad_requests(client: Client, repo: Path) -> None:
     await client.wait_ready()
     status = await client.command("codesearch-ls.status")

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from codesearch.lsp.__main__ import parse_args
-from codesearch.lsp.server import hit_json, hit_symbol, parse_search_params, under_folder
+from codesearch.lsp.protocol import SearchParams, hit_json, hit_symbol
 from codesearch.lsp.settings import Settings, parse_settings
+from codesearch.query.filters import under_folder
 from codesearch.types import SearchHit
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
@@ -41,14 +42,14 @@ def test_bad_settings_are_reported_and_ignored() -> None:
 
 
 def test_search_params_validation() -> None:
-    args = parse_search_params({"query": "  retry  ", "languages": "Python", "pathGlob": "src/**", "limit": 1000})
-    assert args == {"query": "retry", "limit": 200, "languages": ["python"], "path_glob": "src/**", "folder": None}
-    assert parse_search_params({"query": "x", "limit": None})["limit"] == 20
+    params = SearchParams.from_json({"query": "  retry  ", "languages": "Python", "pathGlob": "src/**", "limit": 1000})
+    assert params == SearchParams(query="retry", limit=200, languages=("python",), path_glob="src/**", folder=None)
+    assert SearchParams.from_json({"query": "x", "limit": None}).limit == 20
     bad: object
-    for bad in (None, [], {"query": " "}, {"query": "x", "limit": 2.5}, {"query": "x", "limit": True},
+    for bad in (None, [], {"query": " "}, {"query": 5}, {"query": "x", "limit": 2.5}, {"query": "x", "limit": True},
                 {"query": "x", "languages": [1]}, {"query": "x", "pathGlob": 1}, {"query": "x", "folder": 1}):
         with pytest.raises(JsonRpcInvalidParams):
-            parse_search_params(bad)
+            SearchParams.from_json(bad)
 
 
 def test_folder_inside_a_workspace_folder_becomes_an_anchored_glob() -> None:

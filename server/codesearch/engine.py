@@ -33,14 +33,15 @@ from .embed.loading import EncoderLoadError, load_encoder
 from .index.errors import StoreCorrupt, StoreError, classify_sqlite_error, storage_os_error
 from .index.graph_sync import GraphChange, drift, follow_all, follow_texts
 from .index.indexer import EmbedReport, Indexer, ProgressCallback, SyncReport, chunker_fingerprint
-from .index.store import Store
+from .index.store import ChunkRow, Store
 from .index.vector_index import VectorIndex
 from .paths import workspace_dir
 from .query.filters import SearchFilters
+from .query.related import locate_chunk, similar_hits
 from .query.rerank import DEFAULT_RERANK_K, OnnxRanker, load_ranker
 from .query.scoring import RankingWeights
 from .query.search import run_search
-from .types import Encoder, SearchHit, SearchMode
+from .types import Encoder, SearchHit, SearchMode, Vectors
 from .walk.walker import DEFAULT_MAX_FILE_SIZE, WalkOptions, walk
 
 log = logging.getLogger(__name__)
@@ -574,6 +575,29 @@ class Engine:
                 if self._ranker_problem:
                     self._say(self._ranker_problem)
         return self._ranker
+
+    # code like a definition ----------------------------------------------------------------------
+    def chunk_at(self, path: str, line: int | None = None, symbol: str | None = None) -> ChunkRow | None:
+        """The indexed chunk of a file (workspace-relative) at ``line`` and/or named ``symbol``."""
+        return locate_chunk(self.store.file_chunks(path), line, symbol)
+
+    def file_chunk_texts(self, path: str) -> dict[tuple[int, int], str]:
+        """(start_line, end_line) → indexed text of every chunk of one file: fuller snippets for hits."""
+        return {(r.chunk.start_line, r.chunk.end_line): r.chunk.text for r in self.store.file_chunks(path)}
+
+    def chunk_vector(self, row: ChunkRow) -> Vectors | None:
+        """The chunk's stored vector for the loaded model; None while it waits to be embedded."""
+        if not self.encoder_loaded:
+            raise EngineError(self.model_problem or "the model is still loading; try again in a few seconds")
+        return self.store.vector(row.embed_hash, self.encoder.model_key)
+
+    def similar(self, vector: Vectors, k: int = 10, exclude: ChunkRow | None = None) -> list[SearchHit]:
+        """Chunks nearest to a stored vector (cosine), leaving out ``exclude`` and what overlaps it."""
+        if k < 1:
+            raise EngineError("k must be at least 1")
+        if not self.encoder_loaded:
+            raise EngineError(self.model_problem or "the model is still loading; try again in a few seconds")
+        return similar_hits(self.store, self._vector_index(), vector, k, exclude)
 
     @_storage_errors
     def refresh_from_store(self) -> None:

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
@@ -122,6 +122,16 @@ class ChunkRow:
     chunk: Chunk
     embed_hash: str
     mtime_ns: int
+
+
+_CHUNK_COLUMNS = ("id, path, language, kind, symbol, container, start_line, end_line, text, part, "
+                  "embed_hash, mtime_ns")
+
+
+def _chunk_row(r: Sequence[Any]) -> ChunkRow:
+    chunk = Chunk(path=r[1], language=r[2], kind=r[3], symbol=r[4], container=r[5],
+                  start_line=r[6], end_line=r[7], text=r[8], part=r[9])
+    return ChunkRow(r[0], chunk, r[10], r[11])
 
 
 def embed_text(chunk: Chunk) -> str:
@@ -395,14 +405,17 @@ class Store:
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
             marks = ",".join("?" * len(part))
-            for r in self.read.execute(
-                "SELECT id, path, language, kind, symbol, container, start_line, end_line, text, part, "
-                f"embed_hash, mtime_ns FROM chunks WHERE id IN ({marks})", part,
-            ):
-                chunk = Chunk(path=r[1], language=r[2], kind=r[3], symbol=r[4], container=r[5],
-                              start_line=r[6], end_line=r[7], text=r[8], part=r[9])
-                out[r[0]] = ChunkRow(r[0], chunk, r[10], r[11])
+            for r in self.read.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part):
+                out[r[0]] = _chunk_row(r)
         return out
+
+    def file_chunks(self, path: str) -> list[ChunkRow]:
+        """Every chunk of one file (workspace-relative path), in line order."""
+        rows = self.read.execute(
+            f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE file_id = (SELECT id FROM files WHERE path = ?) "
+            "ORDER BY start_line, end_line, part", (path,),
+        ).fetchall()
+        return [_chunk_row(r) for r in rows]
 
     def counts(self, model_key: str) -> tuple[int, int, int]:
         """(files, chunks, chunks with a vector for this model)."""
@@ -496,6 +509,12 @@ class Store:
 
     def count_vectors(self, model_key: str) -> int:
         return int(self.read.execute("SELECT count(*) FROM vectors WHERE model_key=?", (model_key,)).fetchone()[0])
+
+    def vector(self, embed_hash: str, model_key: str) -> Vectors | None:
+        """The stored vector of one chunk text for this model; None until it is embedded."""
+        row = self.read.execute("SELECT vector FROM vectors WHERE embed_hash=? AND model_key=?",
+                                (embed_hash, model_key)).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
 
     @staticmethod
     def _unpack(rows: list[tuple[int, bytes]]) -> tuple[np.ndarray, Vectors]:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import cattrs
-from lsprotocol import converters
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -90,8 +89,6 @@ def strict_str(value: Any, _type: Any) -> str:
     return value
 
 
-def make_converter() -> cattrs.Converter:
-    """lsprotocol's converter, refusing non-strings where the protocol says string."""
-    converter = converters.get_converter()
+def refuse_non_strings(converter: cattrs.Converter) -> None:
+    """Make ``converter`` refuse non-strings where the protocol says string."""
     converter.register_structure_hook(str, strict_str)
-    return converter

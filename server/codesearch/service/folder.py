@@ -28,11 +28,12 @@ from typing import Protocol
 from ..engine import Engine, EngineConfig, EngineError, IndexUnavailable, SearchResult, WorkspaceBusy
 from ..index.indexer import Phase, Progress
 from ..types import Encoder
-from .watcher import Batch, Coalescer
+from .watcher import Batch, Coalescer, FolderWatcher
 
 log = logging.getLogger(__name__)
 
 READ_ONLY_REFRESH_S = 2.0
+OPEN_WAIT_S = 5.0
 REOPEN_READ_ONLY_S = 10.0  # how often an index opened read-only for a storage problem is tried for writing
 VISIBLE_EMBED_THRESHOLD = 256  # an incremental update shows progress only when it embeds this many chunks
 
@@ -107,7 +108,7 @@ class FolderIndexer:
         self._interrupt = threading.Event()  # ends an embedding pass between batches (new work, cancel, stop)
         self._paused = False  # the user cancelled indexing: no embedding until a re-index
         self._busy = True
-        self._visible = False  # this busy period reports $/progress
+        self._visible = True  # this busy period reports $/progress (the first run always does)
         self._state = FolderState.INDEXING
         self._message = "starting"
         self._encoder_failed = False
@@ -120,6 +121,7 @@ class FolderIndexer:
         self._writer = False
         self._index_dir = ""
         self._closed = threading.Event()
+        self._opened = threading.Event()  # set once opening the engine succeeded or failed
         self.coalescer = Coalescer(self.add_batch, quiet_s=quiet_s, max_delay_s=max_delay_s,
                                    name=f"codesearch-changes-{self.name}")
         self._thread = threading.Thread(target=self._run, name=f"codesearch-index-{self.name}", daemon=True)
@@ -183,6 +185,13 @@ class FolderIndexer:
         elif not self._closed.is_set():
             self._close_engine()
 
+    def watch(self) -> FolderWatcher:
+        """Watch this folder's tree with watchdog: changes join the work queue. The caller stops it;
+        raises OSError (e.g. inotify limits) when the folder cannot be watched."""
+        watcher = FolderWatcher(self.root, self.add_batch, options=self.config.walk_options())
+        watcher.start()
+        return watcher
+
     def contains(self, path: Path) -> bool:
         return path == self.root or self.root in path.parents
 
@@ -234,6 +243,7 @@ class FolderIndexer:
 
     def search(self, query: str, limit: int, languages: Sequence[str], path_glob: str | None) -> SearchResult:
         """Blocking: run it in a worker thread.  Keywords only until the model has loaded."""
+        self._opened.wait(OPEN_WAIT_S)  # a search sent right after start-up: the index opens in milliseconds
         engine = self.engine
         if engine is None:
             return SearchResult([], 0, False, False)
@@ -262,6 +272,12 @@ class FolderIndexer:
             self._close_engine()
 
     def _open(self) -> None:
+        try:
+            self._open_engine()
+        finally:
+            self._opened.set()
+
+    def _open_engine(self) -> None:
         try:
             self.engine = Engine(self.root, self.config, encoder=self._encoder,
                                  on_message=lambda m: self._say(f"codesearch ({self.name}): {m}"))
