@@ -33,6 +33,13 @@ def test_settings_from_initialization_options_and_configuration() -> None:
     assert parse_settings(None, settings)[0] == settings
 
 
+def test_null_sets_the_default_and_a_missing_key_keeps_its_value() -> None:
+    custom = Settings(model="/m", device="cpu", exclude=("a/**",), max_file_size=10, ranker="/r", rerank_k=20)
+    assert parse_settings({"codesearch": {}}, custom) == (custom, [])
+    cleared, warnings = parse_settings({"codesearch": dict.fromkeys(Settings().to_json())}, custom)
+    assert (cleared, warnings) == (Settings(), [])
+
+
 def test_bad_settings_are_reported_and_ignored() -> None:
     settings, warnings = parse_settings({"model": 3, "device": "gpu", "exclude": [1], "maxFileSize": -5})
     assert settings == Settings()

@@ -31,7 +31,7 @@ from .engine import (
 )
 from .index.indexer import EmbedReport, Phase, SyncReport
 from .index.indexer import Progress as IndexProgress
-from .query.rerank import DEFAULT_RERANK_K
+from .query.rerank import DEFAULT_RERANK_K, MAX_RERANK_K, MIN_RERANK_K
 from .walk.walker import DEFAULT_MAX_FILE_SIZE
 
 EXIT_ERROR = 1
@@ -254,8 +254,8 @@ def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
 @click.option("--mode", type=click.Choice(["fused", "dense", "lexical"]), default="fused", hidden=True)
 @click.option("--ranker", default=None, envvar="CODESEARCH_RANKER",
               help="Exported ranker (cross-encoder) folder that re-orders the top results.")
-@click.option("--rerank-k", type=click.IntRange(2, 200), default=DEFAULT_RERANK_K, show_default=True,
-              help="How many of the top results the ranker re-orders.")
+@click.option("--rerank-k", type=click.IntRange(MIN_RERANK_K, MAX_RERANK_K), default=DEFAULT_RERANK_K,
+              show_default=True, help="How many of the top results the ranker re-orders.")
 @model_options
 def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...], path_glob: str | None,
            as_json: bool, no_wait: bool, batch: TextIO | None, mode: str, ranker: str | None, rerank_k: int,

@@ -79,6 +79,8 @@ class CodesearchLanguageServer(LanguageServer):
         self._last_status_time = 0.0
         self._stopped = False
         self._stop_lock = threading.Lock()
+        self._errors_said: set[str] = set()  # errors folders reported, each sent to the client once
+        self._said_lock = threading.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -104,15 +106,22 @@ class CodesearchLanguageServer(LanguageServer):
         self._soon(self.schedule_status)
 
     def folder_message(self, folder: FolderIndexer, message: str, error: bool) -> None:
+        if error:
+            with self._said_lock:
+                if message in self._errors_said:  # e.g. one model that fails for every folder: said once
+                    return
+                self._errors_said.add(message)
         self._soon(self.log_to_client, message, types.MessageType.Error if error else types.MessageType.Info)
 
     # messages ----------------------------------------------------------------------------------------
     def log_to_client(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
-        (log.error if kind == types.MessageType.Error else log.info)("%s", message)
         try:
             self.window_log_message(types.LogMessageParams(type=kind, message=message))
         except Exception:
             log.debug("could not send a log message", exc_info=True)
+            (log.error if kind == types.MessageType.Error else log.info)("%s", message)
+        else:  # the client shows it; stderr (which clients show too) gets a copy only at INFO
+            log.info("%s", message)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # Request errors are answered (and logged by the handlers); the rest go to the log, not a popup.
@@ -151,7 +160,11 @@ class CodesearchLanguageServer(LanguageServer):
         if len(snaps) == 1:
             message = snaps[0].message
         else:
-            notes = [f"{s.name}: {s.message}" for s in snaps if s.message and s.message != "ready"]
+            by_message: dict[str, list[str]] = {}  # one note for folders that say the same
+            for snap in snaps:
+                if snap.message and snap.message != "ready":
+                    by_message.setdefault(snap.message, []).append(snap.name)
+            notes = [f"{', '.join(names)}: {text}" for text, names in by_message.items()]
             message = "; ".join(notes) if notes else "ready"
         params: dict[str, Any] = {
             "state": state.value, "message": message,
@@ -287,6 +300,8 @@ class CodesearchLanguageServer(LanguageServer):
 
     async def restart_folders(self) -> None:
         roots = list(self.folders)
+        with self._said_lock:
+            self._errors_said.clear()
         old = [self.remove_folder(root) for root in roots]
         await asyncio.gather(*(asyncio.to_thread(f.stop) for f in old if f is not None))
         for root in roots:

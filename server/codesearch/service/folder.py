@@ -112,6 +112,7 @@ class FolderIndexer:
         self._state = FolderState.INDEXING
         self._message = "starting"
         self._encoder_failed = False
+        self._encoder_error = ""
         self._failure = ""  # why the last step failed, until one succeeds
         self._lock_problem = ""  # why the workspace lock could not be taken, said once
         self._last_reopen = time.monotonic()
@@ -410,8 +411,8 @@ class FolderIndexer:
             self._set_state(FolderState.INDEXING, "loading the model")
         if not engine.load_encoder():
             self._encoder_failed = True
-            self._say(f"codesearch: the model could not be loaded: {engine.model_problem}; searching by "
-                      "keywords only", error=True)
+            self._encoder_error = f"the model could not be loaded: {engine.model_problem}; searching by keywords only"
+            self._say(f"codesearch: {self._encoder_error}", error=True)
             return False
         self._refresh_counts(engine)
         return True
@@ -422,7 +423,7 @@ class FolderIndexer:
         if self._failure:
             state, message = FolderState.ERROR, self._failure
         elif self._encoder_failed:
-            state, message = FolderState.ERROR, "the model could not be loaded; searching by keywords only"
+            state, message = FolderState.ERROR, self._encoder_error
         elif self._paused and pending:
             message = f"indexing cancelled: {pending} chunks not embedded (re-index to resume)"
             state = FolderState.READY
@@ -461,7 +462,7 @@ class FolderIndexer:
         note = f"read-only: {engine.read_only_reason}" if engine.read_only_reason else \
             "read-only: another codesearch process is indexing this workspace"
         if self._encoder_failed:
-            self._set_state(FolderState.ERROR, "the model could not be loaded; searching by keywords only")
+            self._set_state(FolderState.ERROR, self._encoder_error)
         else:
             self._set_state(FolderState.INDEXING if pending else FolderState.READY, note)
         self.listener.folder_changed(self)
