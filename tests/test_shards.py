@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from codesearch.cli import main
-from codesearch.engine import Engine, EngineError, ReadOnlyIndex
+from codesearch.engine import Engine, EngineError, IndexReadOnly
 from codesearch.index.vector_index import VectorIndex
 from codesearch.shards.content import clean_git_head, repo_content
 from codesearch.shards.manifest import ShardRecord, ShardsManifest, repo_labels
@@ -155,14 +155,16 @@ def test_a_shard_holds_what_the_engine_writes_and_is_searched_without_writing(tm
     assert (found.path, found.symbol) == ("src/http/retry.py", "parse_retry_after")
     assert engine.search("ConnectionPool acquire idle socket").hits
     assert engine.status().pending == 0
-    with pytest.raises(ReadOnlyIndex):
+    with pytest.raises(IndexReadOnly):
         engine.sync()
-    with pytest.raises(ReadOnlyIndex), engine.writing():
+    with pytest.raises(IndexReadOnly), engine.writing():
         pass
     engine.close()
     assert snapshot(shard) == before  # nothing written, no lock, journal or WAL file made
 
-    with pytest.raises(EngineError, match="cannot be opened"):
+    with pytest.raises(IndexReadOnly):
+        engine.clean()
+    with pytest.raises(EngineError, match="no index"):
         Engine.open_read_only(tmp_path / "nowhere")
 
 

@@ -6,7 +6,8 @@ import json
 import logging
 import sys
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
@@ -17,7 +18,18 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from . import __version__
-from .engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
+from .engine import (
+    Engine,
+    EngineConfig,
+    EngineError,
+    IndexReadOnly,
+    IndexUnavailable,
+    SearchResult,
+    WorkspaceBusy,
+    index_location,
+    remove_index,
+    workspace_root,
+)
 from .index.indexer import EmbedReport, Phase, SyncReport
 from .index.indexer import Progress as IndexProgress
 from .query.rerank import DEFAULT_RERANK_K, MAX_RERANK_K, MIN_RERANK_K
@@ -26,8 +38,12 @@ from .walk.walker import DEFAULT_MAX_FILE_SIZE
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NO_FILES = 3
-EXIT_MODEL = 4
+EXIT_MODEL = 4  # the model cannot be loaded ...
+EXIT_STORAGE = 4  # ... or the index folder cannot be used: full disk, read-only, I/O error
 EXIT_BUSY = 5
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+BUSY_MESSAGE = ("another codesearch process (an editor's language server, or another `codesearch index`) is "
+                "keeping this index up to date; `codesearch search` reads it as it is, or pass --wait")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -56,9 +72,50 @@ def open_engine(path: Path, model: str | None, device: str, exclude: tuple[str, 
                           ranker=ranker, rerank_k=rerank_k)
     try:
         return Engine(path, config, on_message=lambda m: err.print(f"[yellow]{m}[/]"))
+    except IndexUnavailable as exc:
+        fail(str(exc), EXIT_STORAGE)
     except EngineError as exc:
         fail(str(exc), EXIT_USAGE)
-        raise  # unreachable
+    raise AssertionError("unreachable")
+
+
+def close_quietly(engine: Engine) -> None:
+    """Close after a failure: what cannot be saved now is checked and repaired on the next open."""
+    with suppress(EngineError):
+        engine.close()
+
+
+@contextmanager
+def command_guard(engine: Engine) -> Iterator[None]:
+    """Close the engine however a command ends; Ctrl-C and storage problems end it with a message
+    (what was kept, what to do), never a traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        interrupted(engine)
+    except WorkspaceBusy:
+        close_quietly(engine)
+        fail(BUSY_MESSAGE, EXIT_BUSY)
+    except IndexUnavailable as exc:
+        close_quietly(engine)
+        fail(str(exc), EXIT_STORAGE)
+    else:
+        try:
+            engine.close()
+        except IndexUnavailable as exc:
+            fail(str(exc), EXIT_STORAGE)
+
+
+def interrupted(engine: Engine) -> None:
+    """Ctrl-C: every file chunked and every batch embedded so far is already committed; say so."""
+    kept = ""
+    with suppress(Exception):
+        st = engine.status()
+        kept = f"{st.files} files and {st.embedded} of {st.chunks} chunks embedded are kept in {st.index_dir}; "
+    close_quietly(engine)
+    err.print(f"[yellow]interrupted: {kept}run `codesearch index {engine.root}` to finish "
+              "(it goes on from there; nothing is embedded twice)[/]")
+    sys.exit(EXIT_INTERRUPTED)
 
 
 class ProgressView:
@@ -112,24 +169,23 @@ def writer(engine: Engine, wait: bool) -> AbstractContextManager[None]:
 
 def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool = True
                ) -> tuple[SyncReport, EmbedReport | None]:
-    try:
-        with writer(engine, wait), ProgressView(show_progress) as view:
-            sync = engine.sync(progress=view)
-            if engine.status().files == 0:
-                fail(f"no indexable files under {engine.root} (check .gitignore, .codesearchignore and "
-                     "--exclude)", EXIT_NO_FILES)
-            if not embed:
-                return sync, None
-            try:
-                return sync, engine.embed(progress=view)
-            except EngineError as exc:
-                fail(str(exc), EXIT_MODEL)
-                raise
-    except WorkspaceBusy:
-        fail("another codesearch process (an editor's language server, or another `codesearch index`) "
-             "is keeping this index up to date; `codesearch search` reads it as it is, or pass --wait",
-             EXIT_BUSY)
-        raise
+    """Sync, then embed; WorkspaceBusy, IndexReadOnly and IndexUnavailable are the caller's."""
+    with writer(engine, wait), ProgressView(show_progress) as view:
+        sync = engine.sync(progress=view)
+        if engine.status().files == 0:
+            close_quietly(engine)
+            fail(f"no indexable files under {engine.root} (check .gitignore, .codesearchignore and "
+                 "--exclude)", EXIT_NO_FILES)
+        if not embed:
+            return sync, None
+        try:
+            return sync, engine.embed(progress=view)
+        except IndexUnavailable:
+            raise
+        except EngineError as exc:
+            close_quietly(engine)
+            fail(str(exc), EXIT_MODEL)
+            raise
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -151,9 +207,9 @@ def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], 
     """Index PATH (default: the current folder) and embed every chunk."""
     engine = open_engine(path, model, device, exclude, max_file_size)
     start = time.monotonic()
-    sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait)
-    status = engine.status()
-    engine.close()
+    with command_guard(engine):
+        sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait)
+        status = engine.status()
     elapsed = time.monotonic() - start
     reasons: dict[str, int] = {}
     for _, reason in sync.skipped:
@@ -229,30 +285,22 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
             except (json.JSONDecodeError, KeyError, TypeError):
                 fail(f"{batch.name}:{n}: expected a JSON object with 'id' and 'query'", EXIT_USAGE)
     engine = open_engine(path, model, device, exclude, max_file_size, ranker=ranker, rerank_k=rerank_k)
-    try:
+    with command_guard(engine):
+        why_partial = update_before_search(engine, embed=not no_wait and mode != "lexical", show_progress=not as_json)
         try:
-            with engine.writing():
-                run_update(engine, embed=not no_wait and mode != "lexical", show_progress=not as_json)
-        except WorkspaceBusy:
-            err.print("[yellow]another codesearch process is indexing this workspace; answering from "
-                      "what it has stored so far[/]")
-        if batch is not None:
-            for qid, text in queries:
-                result = engine.search(text, limit=limit, languages=languages, path_glob=path_glob, mode=mode) \
-                    if text.strip() else None
-                hits = [h.to_json() for h in result.hits] if result else []
-                record: dict[str, Any] = {"id": qid, "results": hits}
-                if result is None:
-                    record["error"] = "empty query"
-                sys.stdout.write(json.dumps(record) + "\n")
+            if batch is not None:
+                run_batch(engine, queries, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
+                return
+            assert query is not None
+            result = engine.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
+        except IndexUnavailable:
+            raise
+        except EngineError as exc:
+            close_quietly(engine)
+            fail(str(exc), EXIT_MODEL)
             return
-        assert query is not None
-        result = engine.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
-    except EngineError as exc:
-        fail(str(exc), EXIT_MODEL)
-        return
-    finally:
-        engine.close()
+    for note in result.notes:
+        err.print(f"[yellow]{note}[/]")
     if as_json:
         sys.stdout.write(json.dumps([h.to_json() for h in result.hits], indent=2) + "\n")
     else:
@@ -262,7 +310,40 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
         err.print(f"[dim]answered by the {' + '.join(parts) or 'symbol'} index{reranked}[/]")
     if result.pending:
         err.print(f"[yellow]{result.pending} chunks are not embedded yet: results come from the lexical "
-                  "index and the chunks embedded so far (run `codesearch index` to finish)[/]")
+                  f"index and the chunks embedded so far ({why_partial})[/]")
+
+
+def update_before_search(engine: Engine, *, embed: bool, show_progress: bool) -> str:
+    """Bring the index up to date if this process may; else say why results may be partial.
+    Returns what the user can do about chunks still waiting for their vectors."""
+    try:
+        with engine.writing():
+            run_update(engine, embed=embed, show_progress=show_progress)
+    except WorkspaceBusy:
+        err.print("[yellow]another codesearch process is indexing this workspace; answering from "
+                  "what it has stored so far[/]")
+        return "another codesearch process is embedding them; search again later"
+    except IndexReadOnly as exc:
+        err.print(f"[yellow]{exc}; answering from the index as it is[/]")
+        return "the index is read-only here"
+    except IndexUnavailable as exc:
+        err.print(f"[yellow]the index could not be updated: {exc}; answering from what is stored[/]")
+        return "run `codesearch index` once the problem above is solved"
+    return "run `codesearch index` to finish"
+
+
+def run_batch(engine: Engine, queries: list[tuple[Any, str]], *, limit: int, languages: tuple[str, ...],
+              path_glob: str | None, mode: str) -> None:
+    for qid, text in queries:
+        result = engine.search(text, limit=limit, languages=languages, path_glob=path_glob, mode=mode) \
+            if text.strip() else None
+        hits = [h.to_json() for h in result.hits] if result else []
+        record: dict[str, Any] = {"id": qid, "results": hits}
+        if result is None:
+            record["error"] = "empty query"
+        elif result.notes:
+            record["notes"] = result.notes
+        sys.stdout.write(json.dumps(record) + "\n")
 
 
 def search_shards(folder: Path, query: str, config: EngineConfig, *, limit: int, languages: tuple[str, ...],
@@ -310,18 +391,32 @@ def search_shards(folder: Path, query: str, config: EngineConfig, *, limit: int,
 def status(path: Path, as_json: bool, model: str | None, device: str, exclude: tuple[str, ...],
            max_file_size: int) -> None:
     """Show what is indexed for PATH: files, chunks, model, provider, size, stale files."""
-    engine = open_engine(path, model, device, exclude, max_file_size)
     try:
+        folder = index_location(workspace_root(path))
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    if not (folder / "index.db").is_file():
+        if as_json:
+            sys.stdout.write(json.dumps({"root": str(path.resolve()), "index_dir": str(folder), "indexed": False},
+                                        indent=2) + "\n")
+        else:
+            click.echo(f"{path.resolve()} is not indexed yet: `codesearch index {path}` builds its index "
+                       f"(in {folder})")
+        return
+    engine = open_engine(path, model, device, exclude, max_file_size)
+    with command_guard(engine):
         try:
             engine.encoder  # noqa: B018 - loads the model so provider and pending are exact
+        except IndexUnavailable:
+            raise
         except EngineError as exc:
             err.print(f"[yellow]model not loaded: {exc}[/]")
         st = engine.status()
         stale = engine.stale_files()
-    finally:
-        engine.close()
     data = asdict(st)
     data["stale_files"] = stale
+    data["indexed"] = True
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
@@ -338,15 +433,21 @@ def status(path: Path, as_json: bool, model: str | None, device: str, exclude: t
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 def clean(path: Path) -> None:
     """Delete the index of PATH (it lives in the user cache, never in the workspace)."""
-    engine = open_engine(path, None, "cpu", (), DEFAULT_MAX_FILE_SIZE)
-    folder = engine.dir
     try:
-        with engine.writing():
-            engine.clean()
+        folder = remove_index(path)
     except WorkspaceBusy:
-        engine.close()
         fail("another codesearch process is indexing this workspace; stop it first", EXIT_ERROR)
-    err.print(f"removed {folder}")
+        return
+    except IndexUnavailable as exc:
+        fail(str(exc), EXIT_STORAGE)
+        return
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    if folder is None:
+        err.print(f"nothing to remove: {path.resolve()} has no index")
+    else:
+        err.print(f"removed {folder}")
 
 
 @main.group()

@@ -18,12 +18,11 @@ from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
 from ..chunk.chunker import chunk_file
 from ..languages import detect_language
 from ..types import Encoder
 from ..walk.walker import IgnoreRules, SourceFile, WalkOptions, inspect_file, read_text, walk
+from .graph_sync import follow_texts
 from .store import FileRow, Store, text_hash
 from .vector_index import VectorIndex
 
@@ -71,7 +70,7 @@ class SyncReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     parse_failed: list[str] = field(default_factory=list)
     read_errors: list[tuple[str, str]] = field(default_factory=list)
-    removed_chunk_ids: list[int] = field(default_factory=list)
+    touched_texts: set[str] = field(default_factory=set)  # embed hashes of chunks added or removed
     cancelled: bool = False
 
     @property
@@ -144,7 +143,7 @@ class Indexer:
                 last_report = now
                 progress(Progress(Phase.CHUNK, files_done=done, files_total=total))
         for path in set(known) - seen:
-            report.removed_chunk_ids.extend(self.store.delete_file(path))
+            report.touched_texts |= self.store.delete_file(path)
             report.removed += 1
         return report
 
@@ -156,7 +155,7 @@ class Indexer:
             source = self._source_for(rel)
             if source is None:
                 if rel in known:
-                    report.removed_chunk_ids.extend(self.store.delete_file(rel))
+                    report.touched_texts |= self.store.delete_file(rel)
                     report.removed += 1
                 continue
             self._sync_one(source, known, overlays, report)
@@ -193,9 +192,8 @@ class Indexer:
         # An editor buffer's text is not what is on disk: record an impossible mtime so the file is
         # read again once the buffer is closed or saved.
         mtime_ns = -1 if overlay is not None else source.mtime_ns
-        removed = self.store.replace_file(source.path, source.size, mtime_ns, digest, language,
-                                          chunked.parse_failed, chunked.chunks)
-        report.removed_chunk_ids.extend(removed)
+        report.touched_texts |= self.store.replace_file(source.path, source.size, mtime_ns, digest, language,
+                                                        chunked.parse_failed, chunked.chunks)
         if row is None:
             report.added += 1
         else:
@@ -205,7 +203,7 @@ class Indexer:
     def embed_pending(self, encoder: Encoder, index: VectorIndex, cancel: threading.Event | None = None,
                       progress: ProgressCallback | None = None, batch_size: int = 64,
                       on_batch: Callable[[], None] | None = None) -> EmbedReport:
-        """Embed every chunk text lacking a vector for this model; add all to the HNSW index."""
+        """Embed every chunk text lacking a vector for this model; each batch joins the HNSW graph."""
         report = EmbedReport()
         start = time.monotonic()
         model_key = encoder.model_key
@@ -228,8 +226,7 @@ class Indexer:
             hashes = [h for h, _ in pending]
             vectors = encoder.encode_documents([t for _, t in pending])
             self.store.put_vectors(model_key, hashes, vectors)
-            for ids, vecs in self.store.embedded_chunks(model_key, hashes=hashes):
-                index.add(ids, vecs)
+            follow_texts(self.store, model_key, index, hashes)
             done += len(pending)
             report.embedded += len(pending)
             now = time.monotonic()
@@ -245,18 +242,3 @@ class Indexer:
                 on_batch()
         report.elapsed_s = time.monotonic() - start
         return report
-
-    def reconcile_index(self, encoder_key: str, index: VectorIndex) -> tuple[int, int]:
-        """Make the HNSW labels equal the chunks that have vectors: (added, removed)."""
-        wanted: set[int] = set()
-        added = 0
-        have = index.labels
-        for ids, vecs in self.store.embedded_chunks(encoder_key):
-            wanted.update(ids.tolist())
-            mask = np.array([i not in have for i in ids.tolist()], dtype=bool)
-            if mask.any():
-                index.add(ids[mask], vecs[mask])
-                added += int(mask.sum())
-        stale = sorted(have - wanted)
-        index.remove(stale)
-        return added, len(stale)

@@ -17,6 +17,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import from_fs_path, to_fs_path
 
 from ..types import SearchHit
+from .validation import refuse_non_strings
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def make_converter() -> cattrs.Converter:
     """lsprotocol's converter, plus our own request types (checked by their ``from_json``)."""
     converter = converters.get_converter()
     converter.register_structure_hook(SearchParams, lambda raw, _: SearchParams.from_json(raw))
+    refuse_non_strings(converter)
     return converter
 
 

@@ -54,10 +54,13 @@ def similar_hits(store: Store, index: VectorIndex, vector: Vectors, k: int,
                  exclude: ChunkRow | None = None) -> list[SearchHit]:
     """The ``k`` chunks nearest to ``vector`` (cosine, best first), ``exclude`` and its overlaps left out."""
     neighbours = index.search(vector, k * OVERFETCH + 8)
-    rows = store.chunk_rows(cid for cid, _ in neighbours)
+    # the graph holds one vector per unique text: each neighbour stands for the chunks with that text
+    copies = store.chunks_for_vectors([vector_id for vector_id, _ in neighbours], k + 1)
+    ranked = [(cid, score) for vector_id, score in neighbours for cid in copies.get(vector_id, ())]
+    rows = store.chunk_rows(cid for cid, _ in ranked)
     hits: list[SearchHit] = []
     seen: set[tuple[str, str, str] | int] = set()
-    for cid, score in neighbours:
+    for cid, score in ranked:
         row = rows.get(cid)
         if row is None or (exclude is not None and overlaps(row, exclude)):
             continue
