@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from codesearch.engine import Engine, EngineConfig
-from common import machine_info, percentile, table
+from common import load_average, machine_info, percentile, table
 from repo_corpus import DEFAULT_CACHE, BuildError, RepoPin, load_manifest, prepare, read_queries, save_queries
 from repo_defs import language_of, parse_file
 from repo_metrics import Outcome, Target, first_relevant, starts_at_definition, summarize
@@ -69,6 +69,8 @@ def load_benchmark(cache: Path = DEFAULT_CACHE, split: str = "all", only: Sequen
             raise BuildError(f"{pin.name} is not built in {cache}: run `python bench/repos.py build` first")
         repos.append(Repo(pin.name, pin.language, pin.split, pin.registry, pin.package, pin.version, pin.licence,
                           base / "tree", base / "index", tuple(read_queries(base / "queries.jsonl"))))
+    if only:  # in the order asked for
+        repos.sort(key=lambda r: list(only).index(r.name))
     return repos
 
 
@@ -183,12 +185,11 @@ def partial_index(index_dir: Path, model_key: str, fraction: float, dest: Path) 
     """A copy of a fully embedded index that keeps the vectors of only the first ``fraction`` of the
     chunk texts in embedding order, as if indexing had stopped there. Returns (kept, total)."""
     dest.mkdir(parents=True, exist_ok=True)
-    for suffix in ("", "-wal", "-shm"):
-        source = index_dir / f"index.db{suffix}"
-        if source.exists():
-            shutil.copy2(source, dest / source.name)
+    source = sqlite3.connect(f"file:{index_dir / 'index.db'}?mode=ro", uri=True)
     db = sqlite3.connect(str(dest / "index.db"), isolation_level=None)
     try:
+        source.backup(db)  # a consistent copy even while another process writes
+        source.close()
         order = embedding_order(db, model_key)
         keep = order[: math.floor(fraction * len(order) + 1e-9)]
         db.execute("CREATE TEMP TABLE keep (h TEXT PRIMARY KEY)")
@@ -210,26 +211,37 @@ class RepoRun:
 
 def evaluate_repo(repo: Repo, config: EngineConfig, modes: Sequence[str], fractions: Sequence[float],
                   log: Callable[[str], None]) -> RepoRun:
+    """Every query in every run. Embeds what is missing first unless only keyword runs (lexical,
+    fused at 0 %) are asked for; those then read the index as ``build`` left it."""
+    needs_vectors = any(m != "lexical" for m in modes) or any(f > 0 for f in fractions)
     engine = Engine(repo.root, config, index_dir=repo.index_dir)
-    info: dict[str, Any] = {}
     outcomes: dict[str, list[Outcome]] = {}
+    latency: list[float] = []
     try:
-        engine.acquire_writer()
-        engine.sync()
-        started = time.perf_counter()
-        report = engine.embed(progress=_progress_logger(repo.name, log))
+        info = _embed(engine, repo.name, log) if needs_vectors else {}
         status = engine.status()
-        info = {"files": status.files, "chunks": status.chunks, "embedded": status.embedded,
-                "model": status.model, "model_key": status.model_key, "embedded_now": report.embedded,
-                "embed_s": round(time.perf_counter() - started, 1)}
+        info.update(files=status.files, chunks=status.chunks, embedded=status.embedded)
+        if fractions and "model_key" not in info:
+            info.update(model=engine.config.model or "default", model_key=engine.encoder.model_key)
         for mode in modes:
             outcomes[mode] = run_queries(engine, repo.queries, mode)
-        latency = time_queries(engine, repo.queries)
+        if "fused" in modes:
+            latency = time_queries(engine, repo.queries)
     finally:
         engine.close()
     for fraction in fractions:
         outcomes[fraction_run(fraction)] = _partial_run(repo, config, info["model_key"], fraction, info)
     return RepoRun(repo, info, outcomes, latency)
+
+
+def _embed(engine: Engine, name: str, log: Callable[[str], None]) -> dict[str, Any]:
+    engine.acquire_writer()
+    engine.sync()
+    started = time.perf_counter()
+    report = engine.embed(progress=_progress_logger(name, log))
+    status = engine.status()
+    return {"model": status.model, "model_key": status.model_key, "embedded_now": report.embedded,
+            "embed_s": round(time.perf_counter() - started, 1)}
 
 
 def fraction_run(fraction: float) -> str:
@@ -313,7 +325,7 @@ def repo_table(runs: Sequence[RepoRun]) -> str:
     for r in runs:
         row: list[Any] = [r.repo.name, r.repo.language, r.repo.split, r.info.get("chunks"), len(r.repo.queries)]
         row += [summarize(select(r, name)).ndcg10 for name in names]
-        row += [f"{percentile(r.latency_ms, 50):.1f} / {percentile(r.latency_ms, 99):.1f}"]
+        row += [f"{percentile(r.latency_ms, 50):.1f} / {percentile(r.latency_ms, 99):.1f}" if r.latency_ms else None]
         rows.append(row)
     return table(["repository", "language", "split", "chunks", "queries", *names, "fused ms p50 / p99"], rows)
 
@@ -322,6 +334,8 @@ def ident_table(runs: Sequence[RepoRun]) -> str:
     """Share of identifier queries answered at rank 1, per sub-kind, and how often the first right
     hit reports the definition's first line (doc and identifier queries)."""
     names = [n for n in run_names(runs) if n in MODES]
+    if not names:
+        return "(no plain mode was run)"
     rows = []
     for split in ("dev", "test"):
         chosen = [r for r in runs if r.repo.split == split]
@@ -389,7 +403,8 @@ def _report(runs: Sequence[RepoRun], args: argparse.Namespace, elapsed: float) -
 
 def _json(runs: Sequence[RepoRun], args: argparse.Namespace, elapsed: float) -> dict[str, Any]:
     return {
-        "command": " ".join(sys.argv), "machine": machine_info(), "eval_s": round(elapsed, 1),
+        "command": " ".join(sys.argv), "machine": machine_info(), "load_average": load_average(),
+        "eval_s": round(elapsed, 1),
         "repos": {r.repo.name: {"language": r.repo.language, "split": r.repo.split, **r.info,
                                 "queries": len(r.repo.queries),
                                 "latency_ms": {"p50": percentile(r.latency_ms, 50),
