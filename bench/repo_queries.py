@@ -53,7 +53,7 @@ class Query:
     subkind: str  # doc: function/method/class; ident: name/qualified/class/lower; file: header/class
     text: str
     path: str
-    start: int  # target span in the indexed copy; 0, 0 for file questions (the path alone answers)
+    start: int  # target span in the indexed copy, from a kept doc comment on; 0, 0: the path alone answers
     end: int
     def_start: int  # a hit "starts at the definition" when its first line is in [def_start, def_line]
     def_line: int
@@ -324,7 +324,8 @@ def finalize(drafts: Sequence[Draft], repo: str, ranges: dict[str, list[tuple[in
         start, end = defn.span
         kept_doc = defn.doc is not None and (defn.doc.start, defn.doc.end) not in spans and defn.doc.end < defn.start
         def_start = defn.doc.start if kept_doc and defn.doc is not None else start
-        queries.append(Query(qid, d.kind, d.subkind, d.text, d.path, shift(start, spans), shift(end, spans),
+        # A hit on the definition's kept doc comment is a hit on the definition (the chunker attaches it).
+        queries.append(Query(qid, d.kind, d.subkind, d.text, d.path, shift(def_start, spans), shift(end, spans),
                              shift(def_start, spans), shift(defn.name_line, spans)))
     return queries
 

@@ -84,18 +84,18 @@ def build_repo(pin: RepoPin, cache: Path, seed: int) -> dict[str, Any]:
     started = time.perf_counter()
     queries, files, changed = prepare(pin, cache, seed)
     base = cache / pin.name
-    engine = Engine(base / "tree", EngineConfig(), index_dir=base / "index")
-    try:
-        engine.acquire_writer()
-        _reread(engine, base / "tree", changed)
-        engine.sync()
-        status = engine.status()
-    finally:
-        engine.close()
-    indexed = _indexed_paths(base / "index")
+    if changed or not (base / "index" / "index.db").exists():  # else the index is current: leave it be
+        engine = Engine(base / "tree", EngineConfig(), index_dir=base / "index")
+        try:
+            engine.acquire_writer()
+            _reread(engine, base / "tree", changed)
+            engine.sync()
+        finally:
+            engine.close()
+    indexed, chunks = _index_contents(base / "index")
     kept = [q for q in queries if q.path in indexed]
     save_queries(base / "queries.jsonl", kept)
-    info = {**asdict(pin), "files": status.files, "chunks": status.chunks, "source_files": len(files),
+    info = {**asdict(pin), "files": len(indexed), "chunks": chunks, "source_files": len(files),
             "queries": {k: sum(1 for q in kept if q.kind == k) for k in KINDS},
             "dropped_unindexed": len(queries) - len(kept), "build_s": round(time.perf_counter() - started, 1)}
     (base / "info.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
@@ -120,10 +120,12 @@ def _reread(engine: Engine, tree: Path, changed: list[str]) -> None:
     engine.update_paths(changed, embed=False)
 
 
-def _indexed_paths(index_dir: Path) -> set[str]:
+def _index_contents(index_dir: Path) -> tuple[set[str], int]:
+    """(indexed paths, chunk count), read straight from the index (no writer lock needed)."""
     db = sqlite3.connect(f"file:{index_dir / 'index.db'}?mode=ro", uri=True)
     try:
-        return {row[0] for row in db.execute("SELECT path FROM files")}
+        return ({row[0] for row in db.execute("SELECT path FROM files")},
+                db.execute("SELECT count(*) FROM chunks").fetchone()[0])
     finally:
         db.close()
 
