@@ -265,8 +265,8 @@ def file_drafts(files: Sequence[FileFacts], popularity: Counter[str], rng: rando
                 limit: int = FILE_QUERIES) -> list[Draft]:
     headers: list[Draft] = []
     for f in files:
-        if f.header is None or not f.header.own_lines or not is_implementation(f.path):
-            continue
+        if f.header is None or not f.header.own_lines or not is_implementation(f.path) or not f.definitions:
+            continue  # a file that is only its header (Go's doc.go, package-info.java) is empty without it
         text = file_query_text(f.header, f.path)
         if text is not None:
             headers.append(Draft("file", "header", text, f.path, None, f.header))
