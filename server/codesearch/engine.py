@@ -207,12 +207,6 @@ class Engine:
         self.read_only_reason = self.store.read_only_reason
         if self.read_only_reason:
             self._say(f"{self.read_only_reason}; searching the index as it is (read-only)")
-        else:
-            try:
-                self._record_workspace()
-            except IndexUnavailable:
-                self.store.close()
-                raise
         self._init_state(encoder)
 
     @classmethod
@@ -409,6 +403,7 @@ class Engine:
                                    "not a lock file; remove it and try again") from exc
         try:
             self.store.mark_writer(True)
+            self._record_workspace()  # only the writer: a reader of another version must not reset the index
         except BaseException:
             self._file_lock.release(force=True)
             raise
