@@ -201,16 +201,49 @@ class Engine:
     def __init__(self, root: Path | str, config: EngineConfig = EngineConfig(), *,
                  encoder: Encoder | None = None, index_dir: Path | None = None,
                  on_message: Callable[[str], None] | None = None) -> None:
-        self.root = workspace_root(root)
-        self.config = config
-        self.dir = index_location(self.root, index_dir)
-        self._on_message = on_message or (lambda m: log.info("%s", m))
-        self.messages: list[str] = []
-        self._damaged = False  # the database failed while in use: leave it marked for a check on next open
+        root = workspace_root(root)
+        self._locate(root, config, index_location(root, index_dir), on_message)
         self.store = self._open_store()
         self.read_only_reason = self.store.read_only_reason
         if self.read_only_reason:
             self._say(f"{self.read_only_reason}; searching the index as it is (read-only)")
+        self._init_state(encoder)
+
+    @classmethod
+    def open_read_only(cls, index_dir: Path | str, config: EngineConfig = EngineConfig(), *,
+                       encoder: Encoder | None = None, on_message: Callable[[str], None] | None = None) -> Engine:
+        """A finished index (an index shard) searched as it is: no write lock, nothing written, no file
+        created, so ``index_dir`` may be on a read-only filesystem; writes raise :class:`IndexReadOnly`.
+        ``root`` is the folder the index was built from, as recorded in it; it need not exist here."""
+        index_dir = Path(index_dir).expanduser()
+        path = index_dir / "index.db"
+        if not path.is_file():
+            raise IndexUnavailable(f"there is no index in {index_dir}")
+        try:
+            store = Store(path, read_only=True)
+        except sqlite3.Error as exc:
+            raise IndexUnavailable(str(classify_sqlite_error(exc, path))) from exc
+        except StoreError as exc:
+            raise IndexUnavailable(f"the index in {index_dir} cannot be opened: {exc}") from exc
+        engine = cls.__new__(cls)
+        engine._locate(Path(store.get_meta("root") or index_dir), config, index_dir, on_message)
+        engine.store = store
+        engine.read_only_reason = f"the index in {index_dir} was opened read-only"
+        engine._init_state(encoder)
+        engine.frozen = True
+        return engine
+
+    def _locate(self, root: Path, config: EngineConfig, index_dir: Path,
+                on_message: Callable[[str], None] | None) -> None:
+        self.root = root
+        self.config = config
+        self.dir = index_dir
+        self._on_message = on_message or (lambda m: log.info("%s", m))
+        self.messages: list[str] = []
+        self._damaged = False  # the database failed while in use: leave it marked for a check on next open
+
+    def _init_state(self, encoder: Encoder | None) -> None:
+        self.frozen = False  # opened by open_read_only: nobody writes it while it is open
         self._encoder = encoder
         self.model_problem = ""
         self._index: VectorIndex | None = None
@@ -225,7 +258,7 @@ class Engine:
         self._pending_cache: tuple[str, float, int] | None = None
         self._file_lock = FileLock(str(self.dir / "write.lock"))
         self._last_save = time.monotonic()
-        self.indexer = Indexer(self.root, self.store, config.walk_options())
+        self.indexer = Indexer(self.root, self.store, self.config.walk_options())
         self.weights = RankingWeights()
 
     def _say(self, message: str) -> None:
@@ -550,10 +583,10 @@ class Engine:
         return self.load_encoder()
 
     def _pending_count(self, model_key: str) -> int:
-        """Chunks without a vector; cached briefly, as every search reports it."""
+        """Chunks without a vector; cached briefly (for good when frozen), as every search reports it."""
         now = time.monotonic()
         cached = self._pending_cache
-        if cached is not None and cached[0] == model_key and now - cached[1] < PENDING_CACHE_S:
+        if cached is not None and cached[0] == model_key and (self.frozen or now - cached[1] < PENDING_CACHE_S):
             return cached[2]
         count = self.store.count_pending(model_key)
         self._pending_cache = (model_key, now, count)
@@ -637,5 +670,7 @@ class Engine:
 
     def clean(self) -> None:
         """Close and delete this workspace's index folder entirely."""
+        if self.frozen:
+            raise IndexReadOnly(f"{self.read_only_reason}: it is not deleted")
         self.close()
         remove_index(self.root, self.dir)
