@@ -21,6 +21,7 @@ class Hit(BaseModel):
     snippet: str = Field(description="the first lines of the code, dedented, blank lines dropped")
     sources: list[str] = Field(description="which retrievers found it: dense, lexical, symbol")
     root: str | None = Field(default=None, description="the root folder, when the server has several")
+    repo: str | None = Field(default=None, description="the repository, for a hit from a mounted shards folder")
 
 
 class SearchOutput(BaseModel):
