@@ -268,3 +268,35 @@ def test_integrity_check_runs_only_after_an_unclean_writer(tmp_path: Path, monke
     crashed.close()
     Store(db).close()
     assert checks == ["skip", "skip", "check"]
+
+
+def test_close_waits_for_searches_in_flight_and_refuses_later_ones(tmp_path: Path) -> None:
+    import threading
+
+    from codesearch.engine import EngineClosed
+
+    engine = engine_for(make_repo(tmp_path / "repo"))
+    engine.update()
+    inside, release = threading.Event(), threading.Event()
+    real = engine.store.chunk_rows
+
+    def slow_rows(*args: object, **kwargs: object) -> object:
+        inside.set()
+        release.wait(10)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    engine.store.chunk_rows = slow_rows  # type: ignore[method-assign]
+    results: list[object] = []
+    search = threading.Thread(target=lambda: results.append(engine.search("parse_retry_after").hits[0].symbol))
+    search.start()
+    assert inside.wait(10)
+    closer = threading.Thread(target=engine.close)
+    closer.start()
+    time.sleep(0.3)
+    assert closer.is_alive(), "close did not wait for the search in flight"
+    release.set()
+    search.join(10)
+    closer.join(10)
+    assert results == ["parse_retry_after"]
+    with pytest.raises(EngineClosed):
+        engine.search("parse_retry_after")

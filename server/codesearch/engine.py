@@ -41,6 +41,7 @@ from .query.related import locate_chunk, similar_hits
 from .query.rerank import DEFAULT_RERANK_K, OnnxRanker, load_ranker
 from .query.scoring import RankingWeights
 from .query.search import run_search
+from .read_gate import GateClosed, ReadGate
 from .types import Encoder, SearchHit, SearchMode, Vectors
 from .walk.walker import DEFAULT_MAX_FILE_SIZE, WalkOptions, walk
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 INDEX_SAVE_INTERVAL_S = 60.0
 PENDING_CACHE_S = 2.0
 IGNORE_FILES = frozenset({".gitignore", ".codesearchignore"})
+CLOSE_WAIT_S = 30.0  # close waits this long for searches in flight before closing under them
 MAX_QUERY_CHARS = 2000  # a query is a question or a name; longer text is cut (the encoder reads ~256 tokens)
 
 P = ParamSpec("P")
@@ -61,6 +63,10 @@ class EngineError(RuntimeError):
 
 class WorkspaceBusy(EngineError):
     """Another process holds this workspace's write lock."""
+
+
+class EngineClosed(EngineError):
+    """The engine was closed (a folder removed, settings changed) before this read began."""
 
 
 class IndexUnavailable(EngineError):
@@ -127,6 +133,20 @@ def _storage_errors(method: Callable[Concatenate[Engine, P], R]) -> Callable[Con
             if refusal is None:
                 raise
             raise IndexUnavailable(str(refusal)) from exc
+
+    return wrapper
+
+
+def _reads(method: Callable[Concatenate[Engine, P], R]) -> Callable[Concatenate[Engine, P], R]:
+    """A read that :meth:`Engine.close` waits for; one begun after close raises :class:`EngineClosed`."""
+
+    @functools.wraps(method)
+    def wrapper(self: Engine, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            with self._gate.reading():
+                return method(self, *args, **kwargs)
+        except GateClosed:
+            raise EngineClosed(f"the index of {self.root} was closed") from None
 
     return wrapper
 
@@ -248,6 +268,7 @@ class Engine:
         self.model_problem = ""
         self._index: VectorIndex | None = None
         self._overlays: dict[str, str] = {}
+        self._gate = ReadGate()
         self._write = threading.RLock()
         self._state = threading.Lock()
         self._index_lock = threading.Lock()
@@ -379,6 +400,7 @@ class Engine:
         except Exception:  # the error that stopped the sync is the one to report
             log.warning("could not bring the vector graph in step after a failed sync", exc_info=True)
 
+    @_reads
     @_storage_errors
     def graph_drift(self) -> tuple[set[int], set[int]]:
         """(vectors the loaded graph lacks, labels it should not have); both empty when in step."""
@@ -547,6 +569,7 @@ class Engine:
             self._last_save = time.monotonic()
 
     # reading ---------------------------------------------------------------------------------
+    @_reads
     @_storage_errors
     def search(self, query: str, *, limit: int = 10, languages: Iterable[str] = (),
                path_glob: str | None = None, mode: SearchMode | str = SearchMode.FUSED,
@@ -605,20 +628,24 @@ class Engine:
         return self._ranker
 
     # code like a definition ----------------------------------------------------------------------
+    @_reads
     def chunk_at(self, path: str, line: int | None = None, symbol: str | None = None) -> ChunkRow | None:
         """The indexed chunk of a file (workspace-relative) at ``line`` and/or named ``symbol``."""
         return locate_chunk(self.store.file_chunks(path), line, symbol)
 
+    @_reads
     def file_chunk_texts(self, path: str) -> dict[tuple[int, int], str]:
         """(start_line, end_line) → indexed text of every chunk of one file: fuller snippets for hits."""
         return {(r.chunk.start_line, r.chunk.end_line): r.chunk.text for r in self.store.file_chunks(path)}
 
+    @_reads
     def chunk_vector(self, row: ChunkRow) -> Vectors | None:
         """The chunk's stored vector for the loaded model; None while it waits to be embedded."""
         if not self.encoder_loaded:
             raise EngineError(self.model_problem or "the model is still loading; try again in a few seconds")
         return self.store.vector(row.embed_hash, self.encoder.model_key)
 
+    @_reads
     def similar(self, vector: Vectors, k: int = 10, exclude: ChunkRow | None = None) -> list[SearchHit]:
         """Chunks nearest to a stored vector (cosine), leaving out ``exclude`` and what overlaps it."""
         if k < 1:
@@ -634,6 +661,7 @@ class Engine:
         if self._index is not None and self._encoder is not None:
             follow_all(self.store, self._encoder.model_key, self._index)
 
+    @_reads
     @_storage_errors
     def status(self) -> EngineStatus:
         key = self._encoder.model_key if self._encoder else (self.store.get_meta("model_key") or "")
@@ -661,6 +689,8 @@ class Engine:
 
     @_storage_errors
     def close(self) -> None:
+        if not self._gate.close(CLOSE_WAIT_S):
+            log.warning("closing the index of %s while a search still runs after %.0f s", self.root, CLOSE_WAIT_S)
         with self._write:
             try:
                 self.save()
