@@ -24,7 +24,7 @@ _DEF = re.compile(r"^[ \t]*(?:export\s+)?(?:default\s+)?(?:async\s+)?(?:def|clas
 
 
 def ensure_chunker() -> str:
-    """Import ``codesearch.chunking``; if it is not there yet, install a crude stand-in and say so.
+    """Import ``codesearch.chunk.chunker``; if it is not there yet, install a crude stand-in and say so.
 
     The stand-in makes one chunk per file (or 60-line windows for longer files), named after the
     first ``def``/``class``/``function`` it sees. It exists only so the bench scripts run before
@@ -32,11 +32,11 @@ def ensure_chunker() -> str:
     """
     global CHUNKER_NOTE
     try:
-        import codesearch.chunking  # noqa: F401
+        import codesearch.chunk.chunker  # noqa: F401
         CHUNKER_NOTE = ""
         return CHUNKER_NOTE
     except ModuleNotFoundError as exc:
-        if exc.name != "codesearch.chunking":
+        if exc.name != "codesearch.chunk.chunker":
             raise
     from codesearch.types import Chunk, ChunkedFile
 
@@ -56,10 +56,10 @@ def ensure_chunker() -> str:
                                 start_line=start + 1, end_line=min(start + window, len(lines)), text=body))
         return ChunkedFile(tuple(chunks), parse_failed=False)
 
-    module = types.ModuleType("codesearch.chunking")
+    module = types.ModuleType("codesearch.chunk.chunker")
     module.chunk_file = chunk_file  # type: ignore[attr-defined]
-    sys.modules["codesearch.chunking"] = module
-    CHUNKER_NOTE = ("codesearch.chunking is missing: a bench-only stand-in chunker was used (one chunk per "
+    sys.modules["codesearch.chunk.chunker"] = module
+    CHUNKER_NOTE = ("codesearch.chunk.chunker is missing: a bench-only stand-in chunker was used (one chunk per "
                     "file, 60-line windows beyond that); numbers are provisional")
     print(f"WARNING: {CHUNKER_NOTE}", file=sys.stderr)
     return CHUNKER_NOTE
@@ -73,7 +73,7 @@ def machine_info(encoder: Any | None = None) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "mem_gb": _mem_gb(),
-        "chunker": CHUNKER_NOTE or "codesearch.chunking",
+        "chunker": CHUNKER_NOTE or "codesearch.chunk.chunker",
         "threads_env": os.environ.get("CODESEARCH_THREADS"),
     }
     try:

@@ -259,11 +259,11 @@ def chunker_fingerprint() -> str:
     """Hash of the chunker's and the language table's source: the index does not record it."""
     import hashlib
 
-    import codesearch.chunking
+    import codesearch.chunk.chunker
     import codesearch.languages
 
     digest = hashlib.sha256()
-    for module in (codesearch.chunking, codesearch.languages):
+    for module in (codesearch.chunk.chunker, codesearch.languages):
         digest.update(Path(module.__file__ or "").read_bytes())
     return digest.hexdigest()[:16]
 
@@ -367,9 +367,13 @@ class _MemoStore:
         ids = list(ids)
         return self._get(("rows", tuple(sorted(ids))), lambda: self._store.chunk_rows(ids))
 
-    def embedded_chunks(self, model_key: str, hashes: Any = None, batch: int = 4096) -> Any:
-        key = ("emb", model_key, None if hashes is None else tuple(sorted(hashes)))
-        return iter(self._get(key, lambda: list(self._store.embedded_chunks(model_key, hashes, batch))))
+    def chunks_for_vectors(self, vector_ids: Any, per_vector: int) -> Any:
+        ids = list(vector_ids)
+        return self._get(("copies", tuple(ids), per_vector), lambda: self._store.chunks_for_vectors(ids, per_vector))
+
+    def vectors_for_hashes(self, model_key: str, hashes: Any) -> Any:
+        hashes = sorted(hashes)
+        return self._get(("vec", model_key, tuple(hashes)), lambda: self._store.vectors_for_hashes(model_key, hashes))
 
 
 class _MemoIndex:
@@ -391,7 +395,7 @@ SWEEP_LIMIT = 150  # chunks per query in the sweep (MRR/NDCG@10 need only the he
 
 def run_sweep(prep: Prepared, grid: list[tuple[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     """Fused metrics for every weight variant; each query's retrieval is done once (memoised)."""
-    from codesearch.search import run_search
+    from codesearch.query.search import run_search
 
     engine = prep.engine
     index = engine._vector_index()
@@ -436,7 +440,7 @@ def parse_weights(spec: str | None) -> dict[str, float]:
 
 
 def make_weights(overrides: dict[str, float]) -> Any:
-    from codesearch.search import RankingWeights
+    from codesearch.query.scoring import RankingWeights
 
     known = {f.name: f.type for f in dataclasses.fields(RankingWeights)}
     bad = set(overrides) - set(known)
@@ -449,7 +453,7 @@ def make_weights(overrides: dict[str, float]) -> Any:
 
 def sweep_grid(base: dict[str, float]) -> list[tuple[str, dict[str, float]]]:
     """lexical weight × name/path-term boosts (off, default, doubled) × non-definition penalty on/off."""
-    from codesearch.search import RankingWeights
+    from codesearch.query.scoring import RankingWeights
 
     d = RankingWeights()
     grid: list[tuple[str, dict[str, float]]] = []
@@ -506,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
 
     chunker_note = ensure_chunker()
     from codesearch.engine import EngineConfig, load_onnx_encoder
-    from codesearch.search import RankingWeights
+    from codesearch.query.scoring import RankingWeights
 
     overrides = parse_weights(args.weights)
     fused_weights = make_weights(overrides)

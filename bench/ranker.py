@@ -4,7 +4,7 @@ the ranker adds to a query.
 The retriever ranks each dev set once (its top ``--depth`` per query and the full-ranking rank of
 every relevant document are cached); each ranker scores every query's top ``depth`` once; re-ranking
 at K (5, 10, 20, 50) then sorts the first K by ranker score and leaves the rest (the engine's rule,
-``codesearch.ranker.rerank``). A re-ranked list changes only inside the top K, so the metrics need
+``codesearch.query.rerank.rerank``). A re-ranked list changes only inside the top K, so the metrics need
 no more than those ranks. Metrics as ``trainer eval``: MRR over the full ranking, NDCG@10, Recall@k.
 
     python bench/ranker.py retrieve --retriever EXPORTED_OR_HF_DIR --work DIR [--max-queries N]
@@ -136,7 +136,7 @@ def cmd_score(args: argparse.Namespace) -> None:
         amp = device.startswith("cuda") and not args.fp32
         engine = f"pytorch on {device} ({'bf16 autocast' if amp else 'fp32'})"
     else:
-        from codesearch.ranker import OnnxRanker
+        from codesearch.query.rerank import OnnxRanker
 
         ranker = OnnxRanker.from_folder(args.ranker, device=args.device or "auto")
         engine = f"onnxruntime {ranker.provider}"
@@ -267,7 +267,7 @@ def _summary(times: list[float]) -> dict[str, float]:
 
 
 def cmd_latency(args: argparse.Namespace) -> None:
-    from codesearch.ranker import OnnxRanker
+    from codesearch.query.rerank import OnnxRanker
 
     work = Path(args.work)
     samples = _latency_queries(work, Path(args.data_root), args.queries, args.seed)
@@ -277,7 +277,7 @@ def cmd_latency(args: argparse.Namespace) -> None:
     result: dict[str, Any] = {"ranker": args.ranker, "provider": ranker.provider, "reason": ranker.provider_reason,
                               "machine": machine_info(), "load_average_start": load_average(), "ks": {}}
     if args.retriever:
-        from codesearch.embedding import OnnxEncoder
+        from codesearch.embed.encoder import OnnxEncoder
 
         encoder = OnnxEncoder.from_folder(args.retriever, device=args.device)
         encoder.encode_queries([samples[0][0]])

@@ -137,7 +137,7 @@ def chunk_counts(engine: Any) -> dict[str, int]:
 
 
 def chunk_texts(engine: Any) -> list[str]:
-    from codesearch.store import _embed_text
+    from codesearch.index.store import _embed_text
 
     rows = engine.store.db.execute("SELECT container, symbol, text FROM chunks GROUP BY embed_hash")
     return [_embed_text(c, s, t) for c, s, t in rows]

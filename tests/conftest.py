@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from codesearch.lsp.testing import FakeEncoder
+from fakes import FakeEncoder
 
 __all__ = ["FakeEncoder"]
 
@@ -32,7 +32,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 @pytest.fixture(scope="session")
 def default_model_dir() -> Path:
     """The embedded default exported to ONNX once per test session (shared cache across runs)."""
-    from codesearch.models import resolve_model
+    from codesearch.embed.model_specs import resolve_model
 
     return resolve_model(None)
 
@@ -42,7 +42,7 @@ def stand_in_models_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ``codesearch_models`` package folder whose ``default/`` is a tiny exported encoder: stands in
     for the shipped default model where the mechanism, not the model, is under test."""
     pytest.importorskip("torch")
-    from codesearch.onnx_export import export_encoder
+    from codesearch.embed.onnx_export import export_encoder
     from codesearch_trainer.testing import tiny_bert
 
     root = tmp_path_factory.mktemp("stand-in") / "codesearch_models"

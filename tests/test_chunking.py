@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from codesearch.chunking import ChunkOptions, chunk_file
+from codesearch.chunk.chunker import ChunkOptions, chunk_file
 from codesearch.languages import GRAMMAR_LANGUAGES
 from codesearch.types import Chunk, ChunkedFile
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from codesearch import models
-from codesearch.embedding import OnnxEncoder
-from codesearch.manifest import ModelManifest
+from codesearch.embed import model_specs as models
+from codesearch.embed.encoder import OnnxEncoder
+from codesearch.embed.manifest import ModelManifest
 from conftest import source_copy
 
 REPO = Path(__file__).resolve().parent.parent

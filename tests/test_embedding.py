@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from codesearch.embedding import CPU, OnnxEncoder, ProviderError, choose_provider
-from codesearch.manifest import ModelManifest
+from codesearch.embed.encoder import CPU, OnnxEncoder, ProviderError, choose_provider
+from codesearch.embed.manifest import ModelManifest
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def test_manifest_of_the_default_model(default_model_dir: Path) -> None:
 def test_the_base_model_exports_by_name() -> None:
     """all-MiniLM-L6-v2 stays available by name, exported once (in a child process, with torch)."""
     pytest.importorskip("torch")
-    from codesearch.models import resolve_model
+    from codesearch.embed.model_specs import resolve_model
 
     folder = resolve_model("minilm")
     manifest = ModelManifest.read(folder)

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import codesearch.files as files_mod
+import codesearch.walk.walker as files_mod
 import pytest
-from codesearch.files import (
+from codesearch.walk.walker import (
     IgnoreRules,
     Skipped,
     SourceFile,

@@ -1,6 +1,6 @@
 """codesearch-ls end to end: the real server subprocess driven by pytest-lsp's client.
 
-These use the seeded fake encoder (CODESEARCH_TEST_FAKE_ENCODER=1) so that indexing takes well
+These use the seeded fake encoder (tests/fakes.py, through the engine's encoder hook) so that indexing takes well
 under a second; test_lsp_model.py runs the real default model.
 """
 
@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from codesearch.embed.loading import ENCODER_FACTORY_ENV
+from fakes import fake_encoder_env
 from fixture_repo import make_repo
 from lsprotocol import converters, types
 from pygls.exceptions import JsonRpcException
@@ -91,8 +93,7 @@ class Client:
 
 
 def server_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env["CODESEARCH_TEST_FAKE_ENCODER"] = "1"
+    env = fake_encoder_env(dict(os.environ))
     env.update(extra)
     return env
 
@@ -186,10 +187,11 @@ async def test_index_progress_search_and_symbols(client: Client, repo: Path) -> 
     assert hit["symbol"] == "parse_retry_after" and hit["kind"] == "function" and hit["language"] == "python"
     assert hit["range"]["start"] == {"line": 6, "character": 0}  # `def parse_retry_after` is line 7
     assert hit["range"]["end"]["line"] > 6 and "def parse_retry_after" in hit["snippet"]
-    assert set(hit) == {"uri", "range", "symbol", "kind", "language", "score", "snippet"}
+    assert set(hit) == {"uri", "range", "path", "start_line", "end_line", "symbol", "container", "qualified_name",
+                        "kind", "language", "score", "snippet", "sources"}  # the CLI's shape, plus uri and range
 
     method = top(await client.search("ConnectionPool acquire idle socket"))
-    assert method["symbol"] == "ConnectionPool.acquire" and method["kind"] == "method"
+    assert method["qualified_name"] == "ConnectionPool.acquire" and method["kind"] == "method"
 
     only_ts = await client.search("cart total discount", languages=["typescript"], limit=3)
     assert only_ts["results"] and len(only_ts["results"]) <= 3
@@ -213,6 +215,17 @@ async def test_index_progress_search_and_symbols(client: Client, repo: Path) -> 
     classes = await client.symbols("ConnectionPool")
     assert (classes[0].name, classes[0].kind) == ("ConnectionPool", types.SymbolKind.Class)
     assert await client.symbols("") == []
+
+
+async def test_a_search_right_after_initialized_says_indexing(repo: Path) -> None:
+    client = await start_client([repo], env=server_env(CODESEARCH_TEST_ENCODER_DELAY="0.5"))
+    try:
+        first = await client.search("parse_retry_after")  # sent right behind `initialized`
+        assert first["indexing"] is True or first["results"], first
+        if first["results"]:
+            assert top(first)["symbol"] == "parse_retry_after"
+    finally:
+        await stop_client(client)
 
 
 async def test_commands_and_bad_requests(client: Client, repo: Path) -> None:
@@ -286,7 +299,7 @@ async def test_client_file_events_edit_and_delete(client: Client, repo: Path) ->
 
 async def found_symbol(client: Client, name: str) -> bool:
     hits = (await client.search(name, limit=5))["results"]
-    return any(h["symbol"] == name for h in hits)
+    return any(name in (h["symbol"], h["qualified_name"]) for h in hits)
 
 
 async def eventually(client: Client, name: str, present: bool, within: float = 5.0) -> float:
@@ -410,7 +423,7 @@ async def test_settings_and_multi_root(tmp_path: Path) -> None:
         assert status["files"] >= 9
         report = await client.command("codesearch-ls.status")
         assert report["settings"] == {"model": None, "device": "cpu", "exclude": ["web/**"], "maxFileSize": 100000,
-                                      "ranker": None, "rerankK": 5}
+                                      "ranker": None, "rerankK": 5, "shards": None}
         assert [f["name"] for f in report["folders"]] == ["one", "two"]
         assert top(await client.search("slugify_title"))["uri"] == (two / "lib/strings.py").as_uri()
         assert not (await client.search("slugify_title", folder=str(one)))["results"] or \
@@ -433,14 +446,20 @@ async def test_settings_and_multi_root(tmp_path: Path) -> None:
         await stop_client(client)
 
 
-async def test_model_failure_is_reported_and_keywords_still_work(repo: Path) -> None:
+async def test_model_failure_is_reported_once_and_keywords_still_work(repo: Path, tmp_path: Path) -> None:
     env = server_env()
-    env.pop("CODESEARCH_TEST_FAKE_ENCODER")
-    client = await start_client([repo], init_options={"model": "/nonexistent/model-folder"}, env=env)
+    env.pop(ENCODER_FACTORY_ENV)
+    other = make_repo(tmp_path / "other")
+    client = await start_client([repo, other], init_options={"model": "/nonexistent/model-folder"}, env=env)
     try:
-        await client.wait_for(lambda: client.last_status.get("state") == "error", what="state error")
-        assert "model" in client.last_status["message"]
-        assert any(m.type == types.MessageType.Error and "model" in m.message for m in client.lsp.log_messages)
+        await client.wait_for(lambda: client.last_status.get("state") == "error"
+                              and "other" in client.last_status.get("message", "")
+                              and "repo" in client.last_status.get("message", ""), what="state error")
+        # the reason, once for both folders, in the status and in one log line
+        message = client.last_status["message"]
+        assert message.count("/nonexistent/model-folder") == 1, message
+        said = [m.message for m in client.lsp.log_messages if "/nonexistent/model-folder" in m.message]
+        assert len(said) == 1 and "could not be loaded" in said[0], said
         assert top(await client.search("parse_retry_after"))["symbol"] == "parse_retry_after"
     finally:
         await stop_client(client)

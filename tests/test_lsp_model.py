@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from codesearch.manifest import ModelManifest
+from codesearch.embed.loading import ENCODER_FACTORY_ENV
+from codesearch.embed.manifest import ModelManifest
 from fixture_repo import make_repo
 from test_lsp import server_env, start_client, stop_client, top
 
@@ -15,7 +16,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.timeout(300)]
 async def test_real_model_end_to_end(tmp_path: Path, default_model_dir: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     env = server_env()
-    env.pop("CODESEARCH_TEST_FAKE_ENCODER")
+    env.pop(ENCODER_FACTORY_ENV)
     client = await start_client([repo], env=env, init_options={"device": "cpu"})
     try:
         status = await client.wait_ready(timeout=240)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from codesearch.lsp.__main__ import parse_args
-from codesearch.lsp.server import hit_json, hit_symbol, parse_search_params, under_folder
+from codesearch.lsp.protocol import SearchParams, hit_json, hit_symbol
 from codesearch.lsp.settings import Settings, parse_settings
+from codesearch.query.filters import under_folder
 from codesearch.types import SearchHit
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
@@ -32,6 +33,13 @@ def test_settings_from_initialization_options_and_configuration() -> None:
     assert parse_settings(None, settings)[0] == settings
 
 
+def test_null_sets_the_default_and_a_missing_key_keeps_its_value() -> None:
+    custom = Settings(model="/m", device="cpu", exclude=("a/**",), max_file_size=10, ranker="/r", rerank_k=20)
+    assert parse_settings({"codesearch": {}}, custom) == (custom, [])
+    cleared, warnings = parse_settings({"codesearch": dict.fromkeys(Settings().to_json())}, custom)
+    assert (cleared, warnings) == (Settings(), [])
+
+
 def test_bad_settings_are_reported_and_ignored() -> None:
     settings, warnings = parse_settings({"model": 3, "device": "gpu", "exclude": [1], "maxFileSize": -5})
     assert settings == Settings()
@@ -41,18 +49,18 @@ def test_bad_settings_are_reported_and_ignored() -> None:
 
 
 def test_search_params_validation() -> None:
-    args = parse_search_params({"query": "  retry  ", "languages": "Python", "pathGlob": "src/**", "limit": 1000})
-    assert args == {"query": "retry", "limit": 200, "languages": ["python"], "path_glob": "src/**", "folder": None}
-    assert parse_search_params({"query": "x", "limit": None})["limit"] == 20
+    params = SearchParams.from_json({"query": "  retry  ", "languages": "Python", "pathGlob": "src/**", "limit": 1000})
+    assert params == SearchParams(query="retry", limit=200, languages=("python",), path_glob="src/**", folder=None)
+    assert SearchParams.from_json({"query": "x", "limit": None}).limit == 20
     bad: object
-    for bad in (None, [], {"query": " "}, {"query": "x", "limit": 2.5}, {"query": "x", "limit": True},
+    for bad in (None, [], {"query": " "}, {"query": 5}, {"query": "x", "limit": 2.5}, {"query": "x", "limit": True},
                 {"query": "x", "languages": [1]}, {"query": "x", "pathGlob": 1}, {"query": "x", "folder": 1}):
         with pytest.raises(JsonRpcInvalidParams):
-            parse_search_params(bad)
+            SearchParams.from_json(bad)
 
 
 def test_folder_inside_a_workspace_folder_becomes_an_anchored_glob() -> None:
-    from codesearch.search import glob_match
+    from codesearch.query.filters import glob_match
 
     assert under_folder("src", None) == "src/**"
     assert glob_match("src/http/retry.py", "src/**") and not glob_match("crates/hash/src/lib.rs", "src/**")
@@ -74,8 +82,10 @@ def test_results_and_symbols(tmp_path: Path) -> None:
     assert result == {
         "uri": (tmp_path / "src/http/retry.py").as_uri(),
         "range": {"start": {"line": 6, "character": 0}, "end": {"line": 12, "character": 0}},
-        "symbol": "parse_retry_after", "kind": "function", "language": "python", "score": 0.8765,
-        "snippet": "def parse_retry_after(header: str) -> float:",
+        "path": "src/http/retry.py", "start_line": 7, "end_line": 12,
+        "symbol": "parse_retry_after", "container": "", "qualified_name": "parse_retry_after",
+        "kind": "function", "language": "python", "score": 0.8765,
+        "snippet": "def parse_retry_after(header: str) -> float:", "sources": [],
     }
     method = hit_symbol(tmp_path, hit(symbol="acquire", container="ConnectionPool", kind="method"))
     assert (method.name, method.kind, method.container_name) == ("ConnectionPool.acquire", types.SymbolKind.Method,
@@ -95,7 +105,7 @@ def test_command_line() -> None:
 
 
 def test_server_imports_no_torch() -> None:
-    code = ("import sys, codesearch.lsp.server, codesearch.lsp.__main__, codesearch.watcher; "
+    code = ("import sys, codesearch.lsp.server, codesearch.lsp.__main__, codesearch.service.watcher; "
             "s = codesearch.lsp.server.create_server(); "
             "bad = [m for m in ('torch', 'transformers', 'onnx') if m in sys.modules]; "
             "assert not bad, bad")
@@ -105,29 +115,48 @@ def test_server_imports_no_torch() -> None:
     assert out.stdout.startswith("codesearch-ls ")
 
 
-def test_shared_encoder_loads_once_and_delegates() -> None:
-    from codesearch.engine import EngineConfig
-    from codesearch.lsp.encoders import SharedEncoder
-    from codesearch.lsp.testing import FakeEncoder
+def test_one_encoder_per_model_and_device_for_the_whole_process(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    from codesearch.embed import loading
+    from codesearch.engine import Engine, EngineConfig
+    from fakes import FakeEncoder
 
-    made: list[object] = []
+    made: list[tuple[str | None, str]] = []
 
-    def loader(config: EngineConfig, on_status: object = None) -> FakeEncoder:
-        made.append(on_status)
+    def factory(model: str | None, device: str) -> FakeEncoder:
+        made.append((model, device))
         return FakeEncoder()
 
-    shared = SharedEncoder(EngineConfig(), loader=loader)
-    assert not shared.loaded and shared.manifest is None
-    with pytest.raises(RuntimeError):
-        shared.encode_queries(["x"])
-    shared.load(print)
-    shared.load(print)
-    assert shared.loaded and made == [print]  # one model for every folder, loaded once
-    assert (shared.dimension, shared.model_key, shared.provider) == (64, "fake-1", "CPUExecutionProvider")
-    reference = FakeEncoder()
-    assert (shared.encode_queries(["retry"]) == reference.encode_queries(["retry"])).all()
-    assert (shared.encode_documents(["def f(): pass"]) == reference.encode_documents(["def f(): pass"])).all()
+    monkeypatch.setattr(loading, "_loaded", {})
+    monkeypatch.setenv(loading.ENCODER_FACTORY_ENV, "test_lsp_units:FACTORY")
+    monkeypatch.setitem(globals(), "FACTORY", factory)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one = Engine(tmp_path / "a", EngineConfig(device="cpu"), index_dir=tmp_path / "ia")
+    two = Engine(tmp_path / "b", EngineConfig(device="cpu"), index_dir=tmp_path / "ib")
+    assert one.encoder is two.encoder and made == [(None, "cpu")]  # every folder shares one model
+    three = Engine(tmp_path / "a", EngineConfig(device="auto"), index_dir=tmp_path / "ic")
+    assert three.encoder is not one.encoder and made == [(None, "cpu"), (None, "auto")]
+    for engine in (one, two, three):
+        engine.close()
 
+
+def test_a_model_that_cannot_load_leaves_keyword_search(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from codesearch.embed import loading
+    from codesearch.engine import Engine, EngineConfig
+
+    monkeypatch.setattr(loading, "_loaded", {})
+    monkeypatch.delenv(loading.ENCODER_FACTORY_ENV, raising=False)
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "repo" / "retry.py").write_text("def parse_retry_after(value):\n    return int(value)\n")
+    engine = Engine(tmp_path / "repo", EngineConfig(model=str(tmp_path / "no-such-model")), index_dir=tmp_path / "i")
+    with engine.writing():
+        engine.sync()
+    result = engine.search("parse_retry_after")
+    assert [h.symbol for h in result.hits] == ["parse_retry_after"]
+    assert result.dense_skipped and "no-such-model" in result.dense_skipped
+    assert not engine.load_encoder() and "no-such-model" in engine.status().model_problem
+    engine.close()
 
 
 def test_ranker_settings() -> None:

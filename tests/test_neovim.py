@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from fakes import fake_encoder_env
 from fixture_repo import make_repo
 
 SCRIPT = Path(__file__).parent / "nvim" / "lsp_client.lua"
@@ -23,9 +24,8 @@ def test_neovim_workspace_symbol_and_custom_request(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     out = tmp_path / "nvim-result.json"
     home = tmp_path / "nvim-home"
-    env = dict(os.environ)
+    env = fake_encoder_env(dict(os.environ))
     env.update({
-        "CODESEARCH_TEST_FAKE_ENCODER": "1",
         "CODESEARCH_NVIM_CMD": json.dumps([sys.executable, "-m", "codesearch.lsp", "--stdio"]),
         "CODESEARCH_NVIM_ROOT": str(repo),
         "CODESEARCH_NVIM_FILE": str(repo / "src" / "http" / "retry.py"),

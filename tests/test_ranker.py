@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from codesearch.manifest import ModelManifest
-from codesearch.ranker import (
+from codesearch.embed.manifest import ModelManifest
+from codesearch.query.rerank import (
     RANKER_SOURCE,
     OnnxRanker,
     encode_pairs,
@@ -183,7 +183,7 @@ def test_rerank_changes_order_only_within_top_k() -> None:
 
 def test_missing_or_broken_ranker_degrades_to_retrieval(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     assert load_ranker(None) == (None, None)
-    with caplog.at_level(logging.WARNING, logger="codesearch.ranker"):
+    with caplog.at_level(logging.WARNING, logger="codesearch.query.rerank"):
         ranker, reason = load_ranker(tmp_path / "nope")
     assert ranker is None and reason and "does not exist" in reason and "without re-ranking" in reason
     assert "does not exist" in caplog.text

@@ -180,7 +180,7 @@ def test_from_workspace_mining(tmp_path: Path) -> None:
     assert long.code.startswith("def long_sum(x):") and long.code.count("total +=") == 120
     assert long.code.rstrip().endswith("return total")
     try:
-        import codesearch.chunking  # noqa: F401
+        import codesearch.chunk.chunker  # noqa: F401
     except ImportError:
         return  # without the engine's chunker only Python is mined
     retry = by_query["Retry an async operation with exponential backoff."]

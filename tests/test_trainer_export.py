@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 pytest.importorskip("onnxruntime")
-pytest.importorskip("codesearch.onnx_export")
+pytest.importorskip("codesearch.embed.onnx_export")
 
-from codesearch.manifest import ModelManifest
+from codesearch.embed.manifest import ModelManifest
 from codesearch_trainer.cli import main
 from codesearch_trainer.evaluate import OrtEncoder, TorchTextEncoder, open_encoder
 from codesearch_trainer.export import PROBE_TEXTS, quantize_int8

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from codesearch.files import WalkOptions
-from codesearch.watcher import Batch, Coalescer, FolderWatcher, PathFilter
+from codesearch.service.watcher import Batch, Coalescer, FolderWatcher, PathFilter
+from codesearch.walk.walker import WalkOptions
 from fixture_repo import make_repo
 
 pytestmark = pytest.mark.timeout(60)

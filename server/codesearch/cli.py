@@ -7,27 +7,43 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from . import __version__
-from .engine import Engine, EngineConfig, EngineError, SearchResult
-from .indexer import EmbedReport, SyncReport
-from .indexer import Progress as IndexProgress
-from .ranker import DEFAULT_RERANK_K
-from .types import SearchHit
+from .engine import (
+    Engine,
+    EngineConfig,
+    EngineError,
+    IndexReadOnly,
+    IndexUnavailable,
+    SearchResult,
+    WorkspaceBusy,
+    index_location,
+    remove_index,
+    workspace_root,
+)
+from .index.indexer import EmbedReport, Phase, SyncReport
+from .index.indexer import Progress as IndexProgress
+from .query.rerank import DEFAULT_RERANK_K, MAX_RERANK_K, MIN_RERANK_K
+from .walk.walker import DEFAULT_MAX_FILE_SIZE
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NO_FILES = 3
-EXIT_MODEL = 4
+EXIT_MODEL = 4  # the model cannot be loaded ...
+EXIT_STORAGE = 4  # ... or the index folder cannot be used: full disk, read-only, I/O error
 EXIT_BUSY = 5
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+BUSY_MESSAGE = ("another codesearch process (an editor's language server, or another `codesearch index`) is "
+                "keeping this index up to date; `codesearch search` reads it as it is, or pass --wait")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -45,7 +61,7 @@ def model_options(func: Any) -> Any:
                         envvar="CODESEARCH_DEVICE", show_default=True,
                         help="Execution provider; auto uses CUDA only when it truly loads.")(func)
     func = click.option("--exclude", multiple=True, help="Extra glob to leave out (repeatable).")(func)
-    func = click.option("--max-file-size", type=int, default=1 << 20, show_default=True,
+    func = click.option("--max-file-size", type=int, default=DEFAULT_MAX_FILE_SIZE, show_default=True,
                         help="Skip files larger than this many bytes.")(func)
     return func
 
@@ -56,9 +72,50 @@ def open_engine(path: Path, model: str | None, device: str, exclude: tuple[str, 
                           ranker=ranker, rerank_k=rerank_k)
     try:
         return Engine(path, config, on_message=lambda m: err.print(f"[yellow]{m}[/]"))
+    except IndexUnavailable as exc:
+        fail(str(exc), EXIT_STORAGE)
     except EngineError as exc:
         fail(str(exc), EXIT_USAGE)
-        raise  # unreachable
+    raise AssertionError("unreachable")
+
+
+def close_quietly(engine: Engine) -> None:
+    """Close after a failure: what cannot be saved now is checked and repaired on the next open."""
+    with suppress(EngineError):
+        engine.close()
+
+
+@contextmanager
+def command_guard(engine: Engine) -> Iterator[None]:
+    """Close the engine however a command ends; Ctrl-C and storage problems end it with a message
+    (what was kept, what to do), never a traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        interrupted(engine)
+    except WorkspaceBusy:
+        close_quietly(engine)
+        fail(BUSY_MESSAGE, EXIT_BUSY)
+    except IndexUnavailable as exc:
+        close_quietly(engine)
+        fail(str(exc), EXIT_STORAGE)
+    else:
+        try:
+            engine.close()
+        except IndexUnavailable as exc:
+            fail(str(exc), EXIT_STORAGE)
+
+
+def interrupted(engine: Engine) -> None:
+    """Ctrl-C: every file chunked and every batch embedded so far is already committed; say so."""
+    kept = ""
+    with suppress(Exception):
+        st = engine.status()
+        kept = f"{st.files} files and {st.embedded} of {st.chunks} chunks embedded are kept in {st.index_dir}; "
+    close_quietly(engine)
+    err.print(f"[yellow]interrupted: {kept}run `codesearch index {engine.root}` to finish "
+              "(it goes on from there; nothing is embedded twice)[/]")
+    sys.exit(EXIT_INTERRUPTED)
 
 
 class ProgressView:
@@ -85,16 +142,16 @@ class ProgressView:
     def __call__(self, p: IndexProgress) -> None:
         if self.plain:
             now = time.monotonic()
-            if now - self.last_plain > 5.0 and p.phase == "embed":
+            if now - self.last_plain > 5.0 and p.phase == Phase.EMBED:
                 self.last_plain = now
                 eta = f", ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
                 err.print(f"embedding {p.embedded}/{p.to_embed} chunks ({p.rate:.1f}/s{eta})")
             return
-        if not self.enabled or p.phase == "scan":
+        if not self.enabled or p.phase == Phase.SCAN:
             return
-        if p.phase == "chunk":
+        if p.phase == Phase.CHUNK:
             self._task("chunk", "chunking files", p.files_total, p.files_done, "")
-        elif p.phase == "embed":
+        elif p.phase == Phase.EMBED:
             eta = f"ETA {p.eta_s:.0f}s" if p.eta_s is not None else ""
             self._task("embed", "embedding chunks", p.to_embed, p.embedded, f"{p.rate:.1f} chunks/s {eta}")
 
@@ -104,34 +161,29 @@ class ProgressView:
         self.progress.update(self.tasks[key], total=total, completed=done, extra=extra)
 
 
-@contextmanager
-def writer(engine: Engine, wait: bool) -> Iterator[None]:
-    if not engine.acquire_writer(wait=False):
-        if not wait:
-            fail("another codesearch process (an editor's language server, or another `codesearch index`) "
-                 "is keeping this index up to date; `codesearch search` reads it as it is, or pass --wait",
-                 EXIT_BUSY)
-        err.print("[yellow]another codesearch process is indexing this workspace; waiting for it…[/]")
-        engine.acquire_writer(wait=True)
-    try:
-        yield
-    finally:
-        engine.release_writer()
+def writer(engine: Engine, wait: bool) -> AbstractContextManager[None]:
+    """The workspace write lock for a CLI command (waiting for another process with ``--wait``)."""
+    return engine.writing(wait=wait, on_wait=lambda: err.print(
+        "[yellow]another codesearch process is indexing this workspace; waiting for it…[/]"))
 
 
 def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool = True
                ) -> tuple[SyncReport, EmbedReport | None]:
+    """Sync, then embed; WorkspaceBusy, IndexReadOnly and IndexUnavailable are the caller's."""
     with writer(engine, wait), ProgressView(show_progress) as view:
         sync = engine.sync(progress=view)
-        status = engine.status()
-        if status.files == 0:
+        if engine.status().files == 0:
+            close_quietly(engine)
             fail(f"no indexable files under {engine.root} (check .gitignore, .codesearchignore and "
                  "--exclude)", EXIT_NO_FILES)
         if not embed:
             return sync, None
         try:
             return sync, engine.embed(progress=view)
+        except IndexUnavailable:
+            raise
         except EngineError as exc:
+            close_quietly(engine)
             fail(str(exc), EXIT_MODEL)
             raise
 
@@ -155,9 +207,9 @@ def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], 
     """Index PATH (default: the current folder) and embed every chunk."""
     engine = open_engine(path, model, device, exclude, max_file_size)
     start = time.monotonic()
-    sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait)
-    status = engine.status()
-    engine.close()
+    with command_guard(engine):
+        sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait)
+        status = engine.status()
     elapsed = time.monotonic() - start
     reasons: dict[str, int] = {}
     for _, reason in sync.skipped:
@@ -175,12 +227,6 @@ def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], 
     )
     for path_, message in sync.read_errors:
         err.print(f"[yellow]unreadable:[/] {path_}: {message}")
-
-
-def hit_json(hit: SearchHit) -> dict[str, Any]:
-    data = asdict(hit)
-    data["sources"] = list(hit.sources)
-    return data
 
 
 def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
@@ -209,15 +255,25 @@ def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
 @click.option("--mode", type=click.Choice(["fused", "dense", "lexical"]), default="fused", hidden=True)
 @click.option("--ranker", default=None, envvar="CODESEARCH_RANKER",
               help="Exported ranker (cross-encoder) folder that re-orders the top results.")
-@click.option("--rerank-k", type=click.IntRange(2, 200), default=DEFAULT_RERANK_K, show_default=True,
-              help="How many of the top results the ranker re-orders.")
+@click.option("--rerank-k", type=click.IntRange(MIN_RERANK_K, MAX_RERANK_K), default=DEFAULT_RERANK_K,
+              show_default=True, help="How many of the top results the ranker re-orders.")
+@click.option("--shards", "shards_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Search the index shards in this folder (`codesearch shards build`) instead of --path.")
 @model_options
 def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...], path_glob: str | None,
            as_json: bool, no_wait: bool, batch: TextIO | None, mode: str, ranker: str | None, rerank_k: int,
-           model: str | None, device: str, exclude: tuple[str, ...], max_file_size: int) -> None:
-    """Search the workspace at --path for QUERY, in plain English or by symbol name."""
+           shards_dir: Path | None, model: str | None, device: str, exclude: tuple[str, ...],
+           max_file_size: int) -> None:
+    """Search the workspace at --path (or the shards of --shards) for QUERY, in plain English or by symbol name."""
     if batch is None and (query is None or not query.strip()):
         fail("the query is empty: pass a QUERY, or --batch FILE", EXIT_USAGE)
+    if shards_dir is not None:
+        if batch is not None:
+            fail("--batch does not work with --shards", EXIT_USAGE)
+        assert query is not None
+        search_shards(shards_dir, query, EngineConfig(model=model, device=device), limit=limit, languages=languages,
+                      path_glob=path_glob, mode=mode, as_json=as_json)
+        return
     queries: list[tuple[Any, str]] = []
     if batch is not None:
         for n, line in enumerate(batch, 1):
@@ -229,34 +285,24 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
             except (json.JSONDecodeError, KeyError, TypeError):
                 fail(f"{batch.name}:{n}: expected a JSON object with 'id' and 'query'", EXIT_USAGE)
     engine = open_engine(path, model, device, exclude, max_file_size, ranker=ranker, rerank_k=rerank_k)
-    try:
-        if engine.acquire_writer(wait=False):
-            try:
-                run_update(engine, embed=not no_wait and mode != "lexical", show_progress=not as_json)
-            finally:
-                engine.release_writer()
-        else:
-            err.print("[yellow]another codesearch process is indexing this workspace; answering from "
-                      "what it has stored so far[/]")
-        if batch is not None:
-            for qid, text in queries:
-                result = engine.search(text, limit=limit, languages=languages, path_glob=path_glob, mode=mode) \
-                    if text.strip() else None
-                hits = [hit_json(h) for h in result.hits] if result else []
-                record: dict[str, Any] = {"id": qid, "results": hits}
-                if result is None:
-                    record["error"] = "empty query"
-                sys.stdout.write(json.dumps(record) + "\n")
+    with command_guard(engine):
+        why_partial = update_before_search(engine, embed=not no_wait and mode != "lexical", show_progress=not as_json)
+        try:
+            if batch is not None:
+                run_batch(engine, queries, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
+                return
+            assert query is not None
+            result = engine.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
+        except IndexUnavailable:
+            raise
+        except EngineError as exc:
+            close_quietly(engine)
+            fail(str(exc), EXIT_MODEL)
             return
-        assert query is not None
-        result = engine.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
-    except EngineError as exc:
-        fail(str(exc), EXIT_MODEL)
-        return
-    finally:
-        engine.close()
+    for note in result.notes:
+        err.print(f"[yellow]{note}[/]")
     if as_json:
-        sys.stdout.write(json.dumps([hit_json(h) for h in result.hits], indent=2) + "\n")
+        sys.stdout.write(json.dumps([h.to_json() for h in result.hits], indent=2) + "\n")
     else:
         print_hits(result, query, sys.stdout)
         parts = [name for name, used in (("semantic", result.dense_used), ("lexical", result.lexical_used)) if used]
@@ -264,7 +310,78 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
         err.print(f"[dim]answered by the {' + '.join(parts) or 'symbol'} index{reranked}[/]")
     if result.pending:
         err.print(f"[yellow]{result.pending} chunks are not embedded yet: results come from the lexical "
-                  "index and the chunks embedded so far (run `codesearch index` to finish)[/]")
+                  f"index and the chunks embedded so far ({why_partial})[/]")
+
+
+def update_before_search(engine: Engine, *, embed: bool, show_progress: bool) -> str:
+    """Bring the index up to date if this process may; else say why results may be partial.
+    Returns what the user can do about chunks still waiting for their vectors."""
+    try:
+        with engine.writing():
+            run_update(engine, embed=embed, show_progress=show_progress)
+    except WorkspaceBusy:
+        err.print("[yellow]another codesearch process is indexing this workspace; answering from "
+                  "what it has stored so far[/]")
+        return "another codesearch process is embedding them; search again later"
+    except IndexReadOnly as exc:
+        err.print(f"[yellow]{exc}; answering from the index as it is[/]")
+        return "the index is read-only here"
+    except IndexUnavailable as exc:
+        err.print(f"[yellow]the index could not be updated: {exc}; answering from what is stored[/]")
+        return "run `codesearch index` once the problem above is solved"
+    return "run `codesearch index` to finish"
+
+
+def run_batch(engine: Engine, queries: list[tuple[Any, str]], *, limit: int, languages: tuple[str, ...],
+              path_glob: str | None, mode: str) -> None:
+    for qid, text in queries:
+        result = engine.search(text, limit=limit, languages=languages, path_glob=path_glob, mode=mode) \
+            if text.strip() else None
+        hits = [h.to_json() for h in result.hits] if result else []
+        record: dict[str, Any] = {"id": qid, "results": hits}
+        if result is None:
+            record["error"] = "empty query"
+        elif result.notes:
+            record["notes"] = result.notes
+        sys.stdout.write(json.dumps(record) + "\n")
+
+
+def search_shards(folder: Path, query: str, config: EngineConfig, *, limit: int, languages: tuple[str, ...],
+                  path_glob: str | None, mode: str, as_json: bool) -> None:
+    from .shards.search import ShardSet
+
+    try:
+        shard_set = ShardSet.open(folder, config, on_message=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    try:
+        for problem in shard_set.problems:
+            err.print(f"[yellow]{escape(problem)}[/]")
+        result = shard_set.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
+    except EngineError as exc:
+        fail(str(exc), EXIT_ERROR)
+        return
+    finally:
+        shard_set.close()
+    for problem in result.errors:
+        err.print(f"[yellow]{escape(problem)}[/]")
+    if result.dense_skipped:
+        err.print(f"[yellow]keyword search only: {escape(result.dense_skipped)}[/]")
+    if as_json:
+        sys.stdout.write(json.dumps([h.to_json() for h in result.hits], indent=2) + "\n")
+        return
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    if not result.hits:
+        console.print(f"no results for {query!r}")
+    for rank, found in enumerate(result.hits, 1):
+        hit = found.hit
+        where = f"[magenta]{escape(found.repo)}[/]:[cyan]{escape(hit.path)}[/]:{hit.start_line}-{hit.end_line}"
+        console.print(f"[bold]{rank:>2}.[/] {where}  [bold]{escape(hit.qualified_name or f'({hit.kind})')}[/]  "
+                      f"[dim]{hit.language} {hit.score:.3f}[/]")
+        if hit.snippet:
+            console.print(f"      [dim]{escape(hit.snippet)}[/]")
+    err.print(f"[dim]searched {result.searched} shard(s) in {escape(str(folder))}[/]")
 
 
 @main.command()
@@ -274,18 +391,32 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
 def status(path: Path, as_json: bool, model: str | None, device: str, exclude: tuple[str, ...],
            max_file_size: int) -> None:
     """Show what is indexed for PATH: files, chunks, model, provider, size, stale files."""
-    engine = open_engine(path, model, device, exclude, max_file_size)
     try:
+        folder = index_location(workspace_root(path))
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    if not (folder / "index.db").is_file():
+        if as_json:
+            sys.stdout.write(json.dumps({"root": str(path.resolve()), "index_dir": str(folder), "indexed": False},
+                                        indent=2) + "\n")
+        else:
+            click.echo(f"{path.resolve()} is not indexed yet: `codesearch index {path}` builds its index "
+                       f"(in {folder})")
+        return
+    engine = open_engine(path, model, device, exclude, max_file_size)
+    with command_guard(engine):
         try:
             engine.encoder  # noqa: B018 - loads the model so provider and pending are exact
+        except IndexUnavailable:
+            raise
         except EngineError as exc:
             err.print(f"[yellow]model not loaded: {exc}[/]")
         st = engine.status()
         stale = engine.stale_files()
-    finally:
-        engine.close()
     data = asdict(st)
     data["stale_files"] = stale
+    data["indexed"] = True
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
@@ -302,13 +433,85 @@ def status(path: Path, as_json: bool, model: str | None, device: str, exclude: t
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 def clean(path: Path) -> None:
     """Delete the index of PATH (it lives in the user cache, never in the workspace)."""
-    engine = open_engine(path, None, "cpu", (), 1 << 20)
-    if not engine.acquire_writer(wait=False):
-        engine.close()
+    try:
+        folder = remove_index(path)
+    except WorkspaceBusy:
         fail("another codesearch process is indexing this workspace; stop it first", EXIT_ERROR)
-    folder = engine.dir
-    engine.clean()
-    err.print(f"removed {folder}")
+        return
+    except IndexUnavailable as exc:
+        fail(str(exc), EXIT_STORAGE)
+        return
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    if folder is None:
+        err.print(f"nothing to remove: {path.resolve()} has no index")
+    else:
+        err.print(f"removed {folder}")
+
+
+@main.group()
+def shards() -> None:
+    """Index shards: one index per repository, built on a Ray cluster, searched together (`search --shards`)."""
+
+
+@shards.command("build")
+@click.argument("repos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="The shards folder: one shard per repository and shards.json.")
+@click.option("--ray-address", default="local", envvar="CODESEARCH_RAY_ADDRESS", show_default=True,
+              help="'local' starts Ray on this machine; else a cluster's address (auto, host:port, ray://host:port).")
+@click.option("--num-cpus", type=click.IntRange(1), default=None, help="With 'local': the CPUs Ray may use.")
+@click.option("--max-actors", type=click.IntRange(1), default=None, help="At most this many embedders.")
+@click.option("--force", is_flag=True, help="Rebuild every shard, changed or not.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+@model_options
+def shards_build(repos: tuple[Path, ...], out: Path, ray_address: str, num_cpus: int | None, max_actors: int | None,
+                 force: bool, as_json: bool, model: str | None, device: str, exclude: tuple[str, ...],
+                 max_file_size: int) -> None:
+    """Build or refresh one shard per REPO in --out; unchanged repositories are skipped."""
+    try:
+        from .shards.ray_build import BuildError, RayOptions, build_shards
+    except ModuleNotFoundError as exc:
+        fail(f"{exc.name} is missing: install the scale extra (pip install 'codesearch[scale]')", EXIT_USAGE)
+        return
+    from .shards.repo_shard import BuildOptions
+    from .shards.report import describe_outcome, report_json, summarize
+
+    options = BuildOptions(model=model, exclude=exclude, max_file_size=max_file_size, force=force)
+    try:
+        report = build_shards(out, repos, options, device=device, max_actors=max_actors,
+                              ray_options=RayOptions(address=ray_address, num_cpus=num_cpus),
+                              on_outcome=lambda o: err.print(describe_outcome(o)))
+    except BuildError as exc:
+        fail(str(exc), EXIT_MODEL)
+        return
+    err.print(summarize(report))
+    if as_json:
+        sys.stdout.write(json.dumps(report_json(report), indent=2) + "\n")
+    if report.of("failed"):
+        sys.exit(EXIT_ERROR)
+
+
+@shards.command("list")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def shards_list(folder: Path, as_json: bool) -> None:
+    """What the shards folder FOLDER holds: one line per repository."""
+    from .shards.manifest import ManifestError, ShardsManifest
+
+    try:
+        manifest = ShardsManifest.read(folder)
+    except ManifestError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps([r.to_json() for r in manifest.records], indent=2) + "\n")
+        return
+    for r in manifest.records:
+        state = "ok" if r.ok else f"FAILED: {r.error}"
+        click.echo(f"{r.repo}\t{r.files} files\t{r.chunks} chunks\t{r.content_kind}:{r.content_hash[:12]}\t"
+                   f"{r.built_at}\t{state}")
 
 
 if __name__ == "__main__":

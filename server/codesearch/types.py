@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from enum import Enum
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +50,14 @@ class ChunkedFile:
     error: str = ""
 
 
+class SearchMode(str, Enum):
+    """``fused`` is the product; ``dense`` and ``lexical`` alone exist for benchmarks and fallbacks."""
+
+    FUSED = "fused"
+    DENSE = "dense"
+    LEXICAL = "lexical"
+
+
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     path: str  # workspace-relative, POSIX
@@ -68,6 +77,15 @@ class SearchHit:
             return f"{self.container}.{self.symbol}"
         return self.symbol or self.container
 
+    def to_json(self) -> dict[str, Any]:
+        """The one JSON shape of a hit, for the CLI, the language server and the MCP server."""
+        return {
+            "path": self.path, "start_line": self.start_line, "end_line": self.end_line,
+            "symbol": self.symbol, "container": self.container, "qualified_name": self.qualified_name,
+            "kind": self.kind, "language": self.language, "score": round(float(self.score), 4),
+            "snippet": self.snippet, "sources": list(self.sources),
+        }
+
 
 @runtime_checkable
 class Encoder(Protocol):
@@ -82,8 +100,18 @@ class Encoder(Protocol):
         ...
 
     @property
+    def model_id(self) -> str:
+        """The model's name for people: a hub id, a folder, ``fake`` in tests."""
+        ...
+
+    @property
     def provider(self) -> str:
         """The execution provider actually in use, e.g. ``CPUExecutionProvider``."""
+        ...
+
+    @property
+    def provider_reason(self) -> str:
+        """Why that provider, e.g. why CUDA was not used."""
         ...
 
     def encode_queries(self, texts: Sequence[str]) -> Vectors: ...

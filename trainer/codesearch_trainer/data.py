@@ -13,7 +13,7 @@ Formats (``load_pairs`` detects them):
 
 ``mine_workspace(root)`` turns a code base into pairs without labels: each function or method with
 a docstring or a doc comment becomes (first paragraph of the comment, the code without it), using
-the engine's walker and chunker (``codesearch.files`` / ``codesearch.chunking``).
+the engine's walker and chunker (``codesearch.walk.walker`` / ``codesearch.chunk.chunker``).
 """
 
 from __future__ import annotations
@@ -337,11 +337,11 @@ DEF_KINDS = ("function", "method")
 def _engine() -> Any:
     """The engine's walker and chunker, or None where they are missing."""
     try:
-        import codesearch.chunking
-        import codesearch.files
+        import codesearch.chunk.chunker
+        import codesearch.walk.walker
     except ImportError:
         return None
-    return codesearch.files, codesearch.chunking
+    return codesearch.walk.walker, codesearch.chunk.chunker
 
 
 def mine_workspace(
@@ -411,7 +411,7 @@ _SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", ".venv", "venv", "__pycache
 
 def _python_defs(root: Path) -> Iterator[tuple[str, str, list[tuple[int, str]]]]:
     """Fallback without the engine: Python functions and methods, found with ``ast``."""
-    log.warning("codesearch.chunking is not available: mining Python files only")
+    log.warning("codesearch.chunk.chunker is not available: mining Python files only")
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
         for name in sorted(filenames):

@@ -2,7 +2,7 @@
 
 Models are PyTorch encoders (the default name, a checkpoint or HF folder, a hub id), encoded with
 torch, or exported ONNX models (a folder with ``manifest.json``), encoded through the engine's
-``codesearch.embedding.OnnxEncoder`` when it is importable and with onnxruntime directly otherwise.
+``codesearch.embed.encoder.OnnxEncoder`` when it is importable and with onnxruntime directly otherwise.
 
 Metrics use the full ranking of the (possibly capped) corpus: MRR is the mean reciprocal rank of
 the first relevant document (no cut-off), NDCG@10 uses linear gains from the qrels scores, and
@@ -166,7 +166,7 @@ class OrtEncoder:
 
     def __init__(self, folder: str | os.PathLike[str], batch_size: int = 32) -> None:
         import onnxruntime as ort
-        from codesearch.manifest import ModelManifest
+        from codesearch.embed.manifest import ModelManifest
         from tokenizers import Tokenizer
 
         folder = Path(folder)
@@ -217,7 +217,7 @@ def open_encoder(name: str, *, device: str | None = None, batch_size: int = 64) 
     """An exported ONNX folder through the engine (or onnxruntime), anything else through torch."""
     if is_onnx_model(name):
         try:
-            from codesearch.embedding import OnnxEncoder
+            from codesearch.embed.encoder import OnnxEncoder
         except ImportError:
             return OrtEncoder(name)
         encoder: TextEncoder = OnnxEncoder.from_folder(Path(name))

@@ -2,7 +2,7 @@
 
 The graph itself (pooling and normalisation inside), the manifest and the parity check
 (cosine ≥ 0.9999 against PyTorch on a mixed-length batch) are the engine's
-``codesearch.onnx_export.export_encoder``; this module supplies the checkpoint's settings and
+``codesearch.embed.onnx_export.export_encoder``; this module supplies the checkpoint's settings and
 training record, and the optional int8 variant, whose quality loss it measures and prints. The
 int8 graph uses dynamic quantisation with one scale per output channel of each weight matrix:
 with a single scale per matrix (onnxruntime's default) all-MiniLM-L6-v2 fell to a mean cosine of
@@ -66,9 +66,9 @@ def export_checkpoint(
 ) -> Any:
     """Export and validate; returns the engine's ``ModelManifest``."""
     try:
-        from codesearch.onnx_export import export_encoder
+        from codesearch.embed.onnx_export import export_encoder
     except ImportError as exc:
-        raise RuntimeError("trainer export needs codesearch.onnx_export (the engine's exporter)") from exc
+        raise RuntimeError("trainer export needs codesearch.embed.onnx_export (the engine's exporter)") from exc
     source = Path(resolve_model(str(checkpoint)))
     settings = read_settings(source)
     return export_encoder(
@@ -114,7 +114,7 @@ def quantize_int8(folder: str | os.PathLike[str], checkpoint: str | os.PathLike[
     batch-independent, fp32 speed. Otherwise onnxruntime's dynamic quantisation: faster, lossier.
     The manifest records ``precision: int8`` and the measured figures under ``extra.int8``.
     """
-    from codesearch.manifest import ModelManifest, file_sha256
+    from codesearch.embed.manifest import ModelManifest, file_sha256
 
     from .evaluate import OrtEncoder
     from .model import load_encoder

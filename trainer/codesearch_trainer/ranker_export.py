@@ -1,10 +1,10 @@
 """``trainer export-ranker``: a ranker checkpoint to an ONNX model folder the engine reads, validated.
 
-Same approach as the engine's encoder export (``codesearch.onnx_export``): the dynamo exporter with
+Same approach as the engine's encoder export (``codesearch.embed.onnx_export``): the dynamo exporter with
 dynamic batch and sequence dimensions and SDPA attention (the legacy TorchScript exporter breaks
 attention masks with transformers 5), then a parity check of onnxruntime against PyTorch on a
 mixed-length batch of pairs encoded exactly as the engine encodes them
-(``codesearch.ranker.encode_pairs``), including pairs that hit the truncation budget. The folder is
+(``codesearch.query.rerank.encode_pairs``), including pairs that hit the truncation budget. The folder is
 moved into place only when parity holds. The manifest says ``kind: "ranker"``, ``output:
 "scores"``, ``dimension: 1``; ``extra`` records ``query_max_length``, the parity figures and the
 training record.
@@ -57,8 +57,8 @@ def validate_ranker(reference: Any, folder: Path, manifest: Any,
     ``min_cosine`` is the cosine between the two score vectors; ``max_abs_diff`` the largest gap."""
     import onnxruntime as ort
     import torch
-    from codesearch.onnx_export import ParityReport
-    from codesearch.ranker import encode_pairs
+    from codesearch.embed.onnx_export import ParityReport
+    from codesearch.query.rerank import encode_pairs
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(folder / manifest.tokenizer_file))
@@ -85,8 +85,8 @@ def validate_ranker(reference: Any, folder: Path, manifest: Any,
 def export_ranker(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, fp16: bool = False,
                   model_id: str | None = None, opset: int | None = None) -> Any:
     """Export and validate a ranker checkpoint; returns the engine's ``ModelManifest``."""
-    from codesearch.manifest import ModelManifest, file_sha256
-    from codesearch.onnx_export import (
+    from codesearch.embed.manifest import ModelManifest, file_sha256
+    from codesearch.embed.onnx_export import (
         EXAMPLE_TEXTS,
         OPSET,
         _convert_fp16,

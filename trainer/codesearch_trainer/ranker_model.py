@@ -1,7 +1,7 @@
 """The cross-encoder ranker: a Hugging Face encoder over ``[CLS] query [SEP] code [SEP]`` and a
 scalar relevance head, and how to load and save it.
 
-The pair encoding is the engine's own (``codesearch.ranker.encode_pairs``: query first, at most
+The pair encoding is the engine's own (``codesearch.query.rerank.encode_pairs``: query first, at most
 ``query_max_length`` tokens, the code gets the rest of ``max_length``), run on the folder's
 ``tokenizer.json`` with padding and truncation off, so training, export and serving cut texts the
 same way.
@@ -66,7 +66,7 @@ def _quiet_transformers() -> None:
 
 def load_pair_tokenizer(source: str | os.PathLike[str]) -> Any:
     """The folder's ``tokenizers.Tokenizer`` with padding and truncation off."""
-    from codesearch.onnx_export import _load_tokenizer_json
+    from codesearch.embed.onnx_export import _load_tokenizer_json
 
     return _load_tokenizer_json(str(source))
 
@@ -114,7 +114,7 @@ class CrossEncoder(nn.Module):
 
     def encode(self, queries: Sequence[str] | str, documents: Sequence[str]) -> dict[str, Tensor]:
         """Tensors for (query, document) pairs, the engine's pair encoding."""
-        from codesearch.ranker import encode_pairs
+        from codesearch.query.rerank import encode_pairs
 
         feeds = encode_pairs(self.tokenizer, queries, documents, self.settings.max_length,
                              self.settings.query_max_length, self.input_names)

@@ -4,217 +4,59 @@ Requests run as ``async`` handlers on the event loop and push every blocking cal
 opening and closing indexes) to worker threads, so a search or a cancel is answered while
 folders index in the background.  Folder workers report back through :class:`FolderListener`
 callbacks, which are handed to the event loop before anything is sent to the client.
+
+Handlers are module-level functions (as in the pygls examples), registered by :func:`create_server`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import attrs
-from lsprotocol import converters, types
+from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
-from pygls.uris import from_fs_path, to_fs_path
+from pygls.uris import from_fs_path
 
 from .. import __version__
 from ..engine import EngineError, SearchResult
-from ..indexer import Progress
+from ..index.indexer import Progress
+from ..query.filters import under_folder
+from ..query.merge import merge_hits
+from ..service.folder import FolderIndexer, FolderSnapshot, FolderState
+from ..service.watcher import FolderWatcher, PathFilter, is_ignore_file
 from ..types import SearchHit
-from ..watcher import Batch, FolderWatcher, PathFilter, is_ignore_file
-from .encoders import SharedEncoder
-from .folder import FolderIndexer, FolderSnapshot
+from .progress import ProgressReporter
+from .protocol import (
+    SEARCH_METHOD,
+    CodesearchProtocol,
+    SearchParams,
+    hit_json,
+    hit_symbol,
+    make_converter,
+    uri_to_path,
+)
 from .settings import Settings, parse_settings
-from .testing import encoder_from_env
+from .shard_mount import Origin, ShardMount
 
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "codesearch-ls"
-SEARCH_METHOD = "codesearch/search"
 STATUS_NOTIFICATION = "codesearch/status"
 CMD_REINDEX = "codesearch-ls.reindex"
 CMD_STATUS = "codesearch-ls.status"
-DEFAULT_LIMIT = 20
-MAX_LIMIT = 200
 SYMBOL_LIMIT = 50
 STATUS_INTERVAL_S = 0.5
-REPORT_INTERVAL_S = 0.2
 REGISTRATION_TIMEOUT_S = 10.0
 PARENT_CHECK_S = 5.0
-
-SYMBOL_KINDS: dict[str, types.SymbolKind] = {
-    "function": types.SymbolKind.Function,
-    "method": types.SymbolKind.Method,
-    "class": types.SymbolKind.Class,
-    "module": types.SymbolKind.Module,
-    "window": types.SymbolKind.File,
-}
-
-
-# protocol ------------------------------------------------------------------------------------------
-@attrs.define
-class _RejectedRequest:
-    """A request whose params did not fit the method's type: answered with an error, never run."""
-
-    id: int | str
-    method: str
-    error: JsonRpcException
-
-
-class CodesearchProtocol(LanguageServerProtocol):
-    """pygls drops requests whose params fail to deserialise; answer them with InvalidParams instead."""
-
-    def structure_message(self, data: dict[str, Any]) -> Any:
-        try:
-            return super().structure_message(data)
-        except JsonRpcException as exc:
-            if isinstance(data, dict) and "id" in data and isinstance(data.get("method"), str):
-                cause = exc.__cause__
-                detail = _describe_validation_error(cause) if cause is not None else ""
-                error = JsonRpcInvalidParams(f"invalid params for {data['method']}" + (f": {detail}" if detail else ""))
-                return _RejectedRequest(id=data["id"], method=data["method"], error=error)
-            raise
-
-    def handle_message(self, message: Any) -> None:
-        if isinstance(message, _RejectedRequest):
-            log.warning("rejected %s: %s", message.method, message.error.message)
-            self._send_response(message.id, None, message.error.to_response_error())
-            return
-        super().handle_message(message)
-
-
-def _describe_validation_error(exc: BaseException) -> str:
-    parts: list[str] = []
-
-    def walk(e: BaseException) -> None:
-        subs = getattr(e, "exceptions", None)
-        if subs:
-            for sub in subs:
-                walk(sub)
-        elif isinstance(e, KeyError) and e.args:
-            parts.append(f"missing {e.args[0]}")
-        else:
-            parts.append(str(e))
-
-    walk(exc)
-    text = "; ".join(p for p in parts if p)
-    return text[:300]
-
-
-# conversions -----------------------------------------------------------------------------------------
-def path_to_uri(path: Path) -> str:
-    return from_fs_path(str(path)) or path.as_uri()
-
-
-def uri_to_path(uri: str) -> Path | None:
-    try:
-        path = to_fs_path(uri)
-    except Exception:
-        return None
-    return Path(path) if path else None
-
-
-def hit_range(hit: SearchHit) -> types.Range:
-    """0-based lines: from the start of the chunk's first line to the start of the line after it."""
-    return types.Range(start=types.Position(line=max(hit.start_line - 1, 0), character=0),
-                       end=types.Position(line=max(hit.end_line, hit.start_line), character=0))
-
-
-def hit_json(root: Path, hit: SearchHit) -> dict[str, Any]:
-    r = hit_range(hit)
-    return {
-        "uri": path_to_uri(root / hit.path),
-        "range": {"start": {"line": r.start.line, "character": 0}, "end": {"line": r.end.line, "character": 0}},
-        "symbol": hit.qualified_name,
-        "kind": hit.kind,
-        "language": hit.language,
-        "score": round(float(hit.score), 4),
-        "snippet": hit.snippet,
-    }
-
-
-def hit_symbol(root: Path, hit: SearchHit) -> types.SymbolInformation:
-    name = hit.qualified_name or f"{hit.path.rpartition('/')[2]}:{hit.start_line}"
-    return types.SymbolInformation(
-        name=name,
-        kind=SYMBOL_KINDS.get(hit.kind, types.SymbolKind.File),
-        location=types.Location(uri=path_to_uri(root / hit.path), range=hit_range(hit)),
-        container_name=hit.path,
-    )
-
-
-# search params ---------------------------------------------------------------------------------------
-def _invalid(message: str) -> JsonRpcInvalidParams:
-    return JsonRpcInvalidParams(message)
-
-
-def parse_search_params(params: Any) -> dict[str, Any]:
-    if not isinstance(params, dict):
-        raise _invalid("codesearch/search takes an object: {query, limit?, languages?, pathGlob?, folder?}")
-    query = params.get("query")
-    if not isinstance(query, str) or not query.strip():
-        raise _invalid("query must be a non-empty string")
-    limit = params.get("limit", DEFAULT_LIMIT)
-    if limit is None:
-        limit = DEFAULT_LIMIT
-    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or int(limit) != limit or limit < 1:
-        raise _invalid(f"limit must be a positive integer, not {limit!r}")
-    languages = params.get("languages") or []
-    if isinstance(languages, str):
-        languages = [languages]
-    if not isinstance(languages, list) or not all(isinstance(x, str) for x in languages):
-        raise _invalid("languages must be a list of language names")
-    path_glob = params.get("pathGlob")
-    if path_glob is not None and not isinstance(path_glob, str):
-        raise _invalid("pathGlob must be a string")
-    folder = params.get("folder")
-    if folder is not None and not isinstance(folder, str):
-        raise _invalid("folder must be a folder URI, path or name")
-    return {"query": query.strip(), "limit": min(int(limit), MAX_LIMIT), "languages": [x.lower() for x in languages],
-            "path_glob": path_glob or None, "folder": folder or None}
-
-
-def under_folder(prefix: str, path_glob: str | None) -> str:
-    """A path glob anchored below ``prefix`` (a folder relative to the workspace folder)."""
-    if not path_glob:
-        return f"{prefix}/**"
-    glob = path_glob.strip().lstrip("/")
-    if glob.endswith("/"):
-        glob += "**"
-    return f"{prefix}/{glob}" if "/" in glob else f"{prefix}/**/{glob}"
-
-
-# progress ---------------------------------------------------------------------------------------------
-@attrs.define
-class _ProgressTracker:
-    token: str
-    folder: FolderIndexer
-    begun: bool = False
-    ended: bool = False
-    dead: bool = False
-    latest: Progress | None = None
-    last_phase: str = ""
-    last_sent: float = 0.0
-
-
-def _progress_message(p: Progress) -> str:
-    if p.phase == "scan":
-        return "scanning files"
-    if p.phase == "chunk":
-        return f"{p.files_done}/{p.files_total} files"
-    if p.phase == "embed":
-        eta = f", about {p.eta_s:.0f}s left" if p.eta_s is not None and p.eta_s > 0 else ""
-        return f"{p.embedded}/{p.to_embed} chunks embedded ({p.rate:.0f}/s{eta}); {p.files_total} files"
-    return "done"
 
 
 # the server -------------------------------------------------------------------------------------------
@@ -223,7 +65,7 @@ class CodesearchLanguageServer(LanguageServer):
         # lsprotocol's own converter: params of custom methods stay plain JSON (pygls' default
         # turns them into namedtuples).
         super().__init__(SERVER_NAME, __version__, protocol_cls=CodesearchProtocol,
-                         converter_factory=converters.get_converter,
+                         converter_factory=make_converter,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental, max_workers=4)
         self.settings = Settings()
         self.settings_warnings: list[str] = []
@@ -232,17 +74,16 @@ class CodesearchLanguageServer(LanguageServer):
         self.filters: dict[Path, PathFilter] = {}
         self.watch_mode = "none"  # client | watchdog | none
         self.initial_folders: list[Path] = []
+        self.shard_mount = ShardMount()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.encoder = encoder_from_env()
-        self.shared_encoder: SharedEncoder | None = None
-        self._trackers: dict[Path, _ProgressTracker] = {}
-        self._tokens: dict[str, _ProgressTracker] = {}
-        self._token_ids = itertools.count(1)
+        self.index_progress = ProgressReporter(self, self._spawn)
         self._last_status: dict[str, Any] | None = None
         self._status_due: asyncio.TimerHandle | None = None
         self._last_status_time = 0.0
         self._stopped = False
         self._stop_lock = threading.Lock()
+        self._errors_said: set[str] = set()  # errors folders reported, each sent to the client once
+        self._said_lock = threading.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -268,15 +109,22 @@ class CodesearchLanguageServer(LanguageServer):
         self._soon(self.schedule_status)
 
     def folder_message(self, folder: FolderIndexer, message: str, error: bool) -> None:
+        if error:
+            with self._said_lock:
+                if message in self._errors_said:  # e.g. one model that fails for every folder: said once
+                    return
+                self._errors_said.add(message)
         self._soon(self.log_to_client, message, types.MessageType.Error if error else types.MessageType.Info)
 
     # messages ----------------------------------------------------------------------------------------
     def log_to_client(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
-        (log.error if kind == types.MessageType.Error else log.info)("%s", message)
         try:
             self.window_log_message(types.LogMessageParams(type=kind, message=message))
         except Exception:
             log.debug("could not send a log message", exc_info=True)
+            (log.error if kind == types.MessageType.Error else log.info)("%s", message)
+        else:  # the client shows it; stderr (which clients show too) gets a copy only at INFO
+            log.info("%s", message)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # Request errors are answered (and logged by the handlers); the rest go to the log, not a popup.
@@ -287,77 +135,19 @@ class CodesearchLanguageServer(LanguageServer):
         self.log_to_client(f"codesearch-ls: internal error: {error}", types.MessageType.Error)
 
     # progress -------------------------------------------------------------------------------------------
-    def _client_has_progress(self) -> bool:
-        try:
-            window = self.client_capabilities.window
-        except Exception:
-            return False
-        return bool(window and window.work_done_progress)
-
     def _on_progress(self, folder: FolderIndexer, progress: Progress) -> None:
-        if not self._client_has_progress() or self.folders.get(folder.root) is not folder:
-            return  # no progress support, or a folder removed or restarted since
-        tracker = self._trackers.get(folder.root)
-        if tracker is None or tracker.ended:
-            tracker = _ProgressTracker(token=f"codesearch-index-{os.getpid()}-{next(self._token_ids)}", folder=folder)
-            self._trackers[folder.root] = tracker
-            self._tokens[tracker.token] = tracker
-            self._spawn(self._open_progress(tracker))
-        tracker.latest = progress
-        if tracker.begun and not tracker.ended:
-            now = time.monotonic()
-            if progress.phase != tracker.last_phase or now - tracker.last_sent >= REPORT_INTERVAL_S:
-                self._send_report(tracker, progress)
-
-    async def _open_progress(self, tracker: _ProgressTracker) -> None:
-        try:
-            await asyncio.wait_for(self.work_done_progress.create_async(tracker.token), REGISTRATION_TIMEOUT_S)
-        except Exception as exc:
-            log.info("the client did not create a progress token: %s", exc)
-            tracker.dead = tracker.ended = True
-            self._tokens.pop(tracker.token, None)
-            return
-        self.work_done_progress.begin(tracker.token, types.WorkDoneProgressBegin(
-            title=f"codesearch: indexing {tracker.folder.name}", cancellable=True, message="scanning files",
-            percentage=0))
-        tracker.begun = True
-        if tracker.latest is not None:
-            self._send_report(tracker, tracker.latest)
-        if tracker.ended:
-            self._send_end(tracker)
-
-    def _send_report(self, tracker: _ProgressTracker, progress: Progress) -> None:
-        tracker.last_phase = progress.phase
-        tracker.last_sent = time.monotonic()
-        self.work_done_progress.report(tracker.token, types.WorkDoneProgressReport(
-            message=_progress_message(progress), percentage=min(max(progress.percentage, 0), 100), cancellable=True))
-
-    def _send_end(self, tracker: _ProgressTracker) -> None:
-        snap = tracker.folder.snapshot()
-        if snap.state == "error" or snap.paused:
-            message = snap.message
-        else:
-            message = f"{snap.files} files, {snap.chunks} chunks indexed"
-        self.work_done_progress.end(tracker.token, types.WorkDoneProgressEnd(message=message))
-        self._tokens.pop(tracker.token, None)
-        self.work_done_progress.tokens.pop(tracker.token, None)
+        if self.folders.get(folder.root) is folder:  # not a folder removed or restarted since
+            self.index_progress.on_progress(folder, progress)
 
     def _on_idle(self, folder: FolderIndexer) -> None:
-        tracker = self._trackers.get(folder.root)
-        if tracker is None or tracker.ended or tracker.folder is not folder:
-            return
-        tracker.ended = True
-        if tracker.begun and not tracker.dead:
-            self._send_end(tracker)
+        self.index_progress.on_idle(folder)
         self.schedule_status()
 
     def cancel_progress(self, token: types.ProgressToken) -> None:
-        tracker = self._tokens.get(str(token))
-        if tracker is None:
-            log.info("cancel for unknown progress token %r", token)
-            return
-        self.log_to_client(f"codesearch: indexing of {tracker.folder.root} cancelled")
-        tracker.folder.cancel()
+        folder = self.index_progress.cancel(token)
+        if folder is not None:
+            self.log_to_client(f"codesearch: indexing of {folder.root} cancelled")
+            folder.cancel()
 
     # status --------------------------------------------------------------------------------------------
     def snapshots(self) -> list[FolderSnapshot]:
@@ -369,14 +159,18 @@ class CodesearchLanguageServer(LanguageServer):
             return {"state": "ready", "message": "no workspace folder to index", "files": 0, "chunks": 0,
                     "embedded": 0}
         states = {s.state for s in snaps}
-        state = "error" if "error" in states else "indexing" if "indexing" in states else "ready"
+        state = next((s for s in (FolderState.ERROR, FolderState.INDEXING) if s in states), FolderState.READY)
         if len(snaps) == 1:
             message = snaps[0].message
         else:
-            notes = [f"{s.name}: {s.message}" for s in snaps if s.message and s.message != "ready"]
+            by_message: dict[str, list[str]] = {}  # one note for folders that say the same
+            for snap in snaps:
+                if snap.message and snap.message != "ready":
+                    by_message.setdefault(snap.message, []).append(snap.name)
+            notes = [f"{', '.join(names)}: {text}" for text, names in by_message.items()]
             message = "; ".join(notes) if notes else "ready"
         params: dict[str, Any] = {
-            "state": state, "message": message,
+            "state": state.value, "message": message,
             "files": sum(s.files for s in snaps), "chunks": sum(s.chunks for s in snaps),
             "embedded": sum(s.embedded for s in snaps),
         }
@@ -386,10 +180,10 @@ class CodesearchLanguageServer(LanguageServer):
             params["model"] = model
         if provider:
             params["provider"] = provider
-        busy = [s.percentage for s in snaps if s.state == "indexing" and s.percentage is not None]
+        busy = [s.percentage for s in snaps if s.state == FolderState.INDEXING and s.percentage is not None]
         if busy:
             params["percentage"] = min(busy)
-        elif state == "ready":
+        elif state == FolderState.READY:
             params["percentage"] = 100
         return params
 
@@ -422,7 +216,8 @@ class CodesearchLanguageServer(LanguageServer):
 
     def status_report(self) -> dict[str, Any]:
         return {**self.status_params(), "version": __version__, "watching": self.watch_mode,
-                "settings": self.settings.to_json(), "folders": [s.to_json() for s in self.snapshots()]}
+                "settings": self.settings.to_json(), "folders": [s.to_json() for s in self.snapshots()],
+                "shards": self.shard_mount.to_json()}
 
     # folders -------------------------------------------------------------------------------------------
     def folder_for(self, path: Path) -> FolderIndexer | None:
@@ -452,13 +247,7 @@ class CodesearchLanguageServer(LanguageServer):
         root = root.resolve()
         if root in self.folders:
             return
-        config = self.settings.engine_config()
-        shared = None
-        if self.encoder is None:
-            shared = self.shared_encoder
-            if shared is None or (shared.config.model, shared.config.device) != (config.model, config.device):
-                shared = self.shared_encoder = SharedEncoder(config)
-        folder = FolderIndexer(root, config, self, encoder=self.encoder, shared=shared)
+        folder = FolderIndexer(root, self.settings.engine_config(), self)
         self.folders[root] = folder
         self.filters[root] = PathFilter(root, self.settings.engine_config().walk_options())
         folder.start()
@@ -472,22 +261,15 @@ class CodesearchLanguageServer(LanguageServer):
         watcher = self.watchers.pop(root, None)
         if watcher is not None:
             watcher.stop()
-        tracker = self._trackers.pop(root, None)
-        if tracker is not None and tracker.begun and not tracker.ended:
-            tracker.ended = True
-            self._send_end(tracker)
+        self.index_progress.forget(root)
         return folder
 
     def _start_watcher(self, folder: FolderIndexer) -> None:
         if folder.root in self.watchers or not folder.root.is_dir():
             return
 
-        def on_batch(batch: Batch, folder: FolderIndexer = folder) -> None:
-            folder.add_batch(batch)
-
         try:
-            watcher = FolderWatcher(folder.root, on_batch, options=self.settings.engine_config().walk_options())
-            watcher.start()
+            watcher = folder.watch()
         except Exception as exc:  # inotify limits, vanished folder...
             self.log_to_client(f"codesearch: cannot watch {folder.root} for changes: {exc}", types.MessageType.Warning)
             return
@@ -522,11 +304,20 @@ class CodesearchLanguageServer(LanguageServer):
 
     async def restart_folders(self) -> None:
         roots = list(self.folders)
+        with self._said_lock:
+            self._errors_said.clear()
         old = [self.remove_folder(root) for root in roots]
         await asyncio.gather(*(asyncio.to_thread(f.stop) for f in old if f is not None))
         for root in roots:
             self.add_folder(root)
         self.schedule_status()
+
+    async def mount_shards(self) -> None:
+        """Mount the ``shards`` setting's folder read-only (in a thread: it loads the model)."""
+        notes = await asyncio.to_thread(self.shard_mount.mount, self.settings.shards, self.settings.engine_config(),
+                                        lambda m: log.info("%s", m))
+        for note in notes:
+            self.log_to_client(note)
 
     def stop_all(self) -> None:
         """Stop watchers and folder workers (saving indexes, releasing locks); idempotent, any thread."""
@@ -543,31 +334,34 @@ class CodesearchLanguageServer(LanguageServer):
             t.start()
         for t in threads:
             t.join(30)
+        self.shard_mount.close()
 
     # searching --------------------------------------------------------------------------------------
     async def search(self, query: str, limit: int, languages: Sequence[str], path_glob: str | None,
-                     folder: str | None = None) -> tuple[list[tuple[Path, SearchHit]], bool]:
-        if folder is not None:
-            found, prefix = self.locate(folder)
-            if found is None:
-                raise _invalid(f"folder {folder!r} is not one of this workspace's folders or inside one")
-            targets = [found]
-            if prefix:  # a folder inside a workspace folder: search below it
-                path_glob = under_folder(prefix, path_glob)
-        else:
-            targets = list(self.folders.values())
-        if not targets:
-            return [], False
+                     folder: str | None = None) -> tuple[list[tuple[Origin, SearchHit]], bool]:
+        """Every folder (or one, or a folder inside one) and the mounted shards searched in parallel, merged
+        on score."""
+        targets, path_glob = self._targets(folder, path_glob)
 
         def one(f: FolderIndexer) -> SearchResult:
             return f.search(query, limit, languages, path_glob)
 
-        results = await asyncio.gather(*(asyncio.to_thread(one, f) for f in targets))
-        hits = [(f.root, hit) for f, result in zip(targets, results, strict=True) for hit in result.hits]
-        hits.sort(key=lambda item: item[1].score, reverse=True)
-        indexing = any(f.indexing or (result.pending > 0 and not f.paused)
-                       for f, result in zip(targets, results, strict=True))
-        return hits[:limit], indexing
+        shard_hits = asyncio.to_thread(self.shard_mount.search, query, limit, languages, path_glob) \
+            if folder is None else asyncio.sleep(0, [])
+        results, from_shards = await asyncio.gather(asyncio.gather(*(asyncio.to_thread(one, f) for f in targets)),
+                                                    shard_hits)
+        groups = [(Origin(f.root), r.hits) for f, r in zip(targets, results, strict=True)]
+        hits = merge_hits([*groups, *from_shards], limit)
+        indexing = any(f.indexing or (r.pending > 0 and not f.paused) for f, r in zip(targets, results, strict=True))
+        return hits, indexing
+
+    def _targets(self, folder: str | None, path_glob: str | None) -> tuple[list[FolderIndexer], str | None]:
+        if folder is None:
+            return list(self.folders.values()), path_glob
+        found, prefix = self.locate(folder)
+        if found is None:
+            raise JsonRpcInvalidParams(f"folder {folder!r} is not one of this workspace's folders or inside one")
+        return [found], under_folder(prefix, path_glob) if prefix else path_glob
 
 
 def _guard(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -597,161 +391,184 @@ def _guard(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return wrap
 
 
+# handlers -------------------------------------------------------------------------------------------
+def initialize(ls: CodesearchLanguageServer, params: types.InitializeParams) -> None:
+    ls.settings, ls.settings_warnings = parse_settings(params.initialization_options)
+    ls.initial_folders = _workspace_roots(params)
+
+
+def _workspace_roots(params: types.InitializeParams) -> list[Path]:
+    roots = [p for p in (uri_to_path(wf.uri) for wf in params.workspace_folders or []) if p is not None]
+    if not roots:
+        root_uri = params.root_uri or (from_fs_path(params.root_path) if params.root_path else None)
+        path = uri_to_path(root_uri) if root_uri else None
+        roots = [path] if path is not None else []
+    return roots
+
+
+async def initialized(ls: CodesearchLanguageServer, params: types.InitializedParams) -> None:
+    ls.loop = asyncio.get_running_loop()
+    for warning in ls.settings_warnings:
+        ls.log_to_client(f"codesearch-ls: {warning}", types.MessageType.Warning)
+    if not ls.client_can_watch():
+        ls.watch_mode = "watchdog"
+    for root in ls.initial_folders:
+        ls.add_folder(root)
+    if not ls.initial_folders:
+        ls.log_to_client("codesearch-ls: no workspace folder was given; nothing to index", types.MessageType.Warning)
+    if ls.watch_mode != "watchdog":
+        ls._spawn(ls.register_client_watching())  # indexing never waits for the reply
+    if ls.settings.shards is not None:
+        ls._spawn(ls.mount_shards())
+    ls.schedule_status()
+    _watch_parent(ls)
+
+
+async def shutdown(ls: CodesearchLanguageServer, params: None) -> None:
+    await asyncio.to_thread(ls.stop_all)
+
+
+def exit_(ls: CodesearchLanguageServer, params: None) -> None:
+    ls.stop_all()
+
+
+async def did_change_configuration(ls: CodesearchLanguageServer, params: types.DidChangeConfigurationParams) -> None:
+    settings, warnings = parse_settings(params.settings, ls.settings)
+    for warning in warnings:
+        ls.log_to_client(f"codesearch-ls: {warning}", types.MessageType.Warning)
+    if settings == ls.settings:
+        return
+    old, ls.settings = ls.settings, settings
+    if settings.shards != old.shards or settings.engine_config() != old.engine_config():
+        await ls.mount_shards()
+    if replace(settings, shards=old.shards) == old:
+        return  # only the shards folder changed
+    ls.log_to_client(f"codesearch-ls: settings changed ({settings.to_json()}); re-indexing")
+    await ls.restart_folders()
+
+
+async def did_change_folders(ls: CodesearchLanguageServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+    removed = [ls.remove_folder(path) for path in _paths(params.event.removed)]
+    await asyncio.gather(*(asyncio.to_thread(f.stop) for f in removed if f is not None))
+    for path in _paths(params.event.added):
+        ls.add_folder(path)
+    ls.schedule_status()
+
+
+def _paths(folders: Sequence[types.WorkspaceFolder]) -> list[Path]:
+    return [p for p in (uri_to_path(wf.uri) for wf in folders) if p is not None]
+
+
+def did_change_watched_files(ls: CodesearchLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+    batches: dict[Path, tuple[FolderIndexer, list[str], list[bool]]] = {}
+    for change in params.changes:
+        path = uri_to_path(change.uri)
+        folder = ls.folder_for(path) if path is not None else None
+        if path is None or folder is None:
+            continue
+        rel = path.relative_to(folder.root).as_posix() if path != folder.root else ""
+        path_filter = ls.filters.get(folder.root)
+        if not rel or (path_filter is not None and not path_filter.wanted(rel)):
+            continue
+        _, rels, full = batches.setdefault(folder.root, (folder, [], [False]))
+        rels.append(rel)
+        # a deleted folder arrives as one event for the folder: re-check everything
+        if change.type == types.FileChangeType.Deleted and not path.suffix and not is_ignore_file(rel):
+            full[0] = True
+    for folder, rels, full in batches.values():
+        folder.notify_paths(rels, full=full[0])
+
+
+def _overlay(ls: CodesearchLanguageServer, uri: str, text: str | None) -> None:
+    path = uri_to_path(uri) if uri.startswith("file:") else None
+    folder = ls.folder_for(path) if path is not None else None
+    if path is not None and folder is not None:
+        folder.set_overlay(str(path), text)
+
+
+def did_open(ls: CodesearchLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
+    _overlay(ls, params.text_document.uri, params.text_document.text)
+
+
+def did_change(ls: CodesearchLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    _overlay(ls, params.text_document.uri, doc.source)
+
+
+def did_close(ls: CodesearchLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
+    _overlay(ls, params.text_document.uri, None)
+
+
+def progress_cancel(ls: CodesearchLanguageServer, params: types.WorkDoneProgressCancelParams) -> None:
+    ls.cancel_progress(params.token)
+
+
+@_guard(SEARCH_METHOD)
+async def search(ls: CodesearchLanguageServer, params: SearchParams) -> dict[str, Any]:
+    hits, indexing = await ls.search(params.query, params.limit, params.languages, params.path_glob, params.folder)
+    return {"results": [origin_json(origin, hit) for origin, hit in hits], "indexing": indexing}
+
+
+def origin_json(origin: Origin, hit: SearchHit) -> dict[str, Any]:
+    """A hit's JSON; a shard's hit also names its repository."""
+    found = hit_json(origin.root, hit)
+    return {**found, "repo": origin.repo} if origin.repo is not None else found
+
+
+@_guard(types.WORKSPACE_SYMBOL)
+async def workspace_symbol(ls: CodesearchLanguageServer,
+                           params: types.WorkspaceSymbolParams) -> list[types.SymbolInformation]:
+    query = params.query.strip()
+    if not query:
+        return []
+    hits, _ = await ls.search(query, SYMBOL_LIMIT, (), None)
+    return [hit_symbol(origin.root, hit) for origin, hit in hits]
+
+
+@_guard(CMD_REINDEX)
+async def reindex(ls: CodesearchLanguageServer, *args: Any) -> dict[str, Any]:
+    targets = list(ls.folders.values())
+    if args and args[0]:
+        spec = args[0].get("folder") if isinstance(args[0], dict) else args[0]
+        found = ls.find_folder(spec) if isinstance(spec, str) else None
+        if found is None:
+            raise JsonRpcInvalidParams(f"{CMD_REINDEX}: {args[0]!r} is not one of this workspace's folders")
+        targets = [found]
+    for folder in targets:
+        folder.reindex()
+    ls.schedule_status()
+    return {"reindexing": [str(f.root) for f in targets]}
+
+
+@_guard(CMD_STATUS)
+async def status(ls: CodesearchLanguageServer, *args: Any) -> dict[str, Any]:
+    return ls.status_report()
+
+
+FEATURES: list[tuple[str, Any, Callable[..., Any]]] = [
+    (types.INITIALIZE, None, initialize),
+    (types.INITIALIZED, None, initialized),
+    (types.SHUTDOWN, None, shutdown),
+    (types.EXIT, None, exit_),
+    (types.WORKSPACE_DID_CHANGE_CONFIGURATION, None, did_change_configuration),
+    (types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS, None, did_change_folders),
+    (types.WORKSPACE_DID_CHANGE_WATCHED_FILES, None, did_change_watched_files),
+    (types.TEXT_DOCUMENT_DID_OPEN, None, did_open),
+    (types.TEXT_DOCUMENT_DID_CHANGE, None, did_change),
+    (types.TEXT_DOCUMENT_DID_CLOSE, None, did_close),
+    (types.WINDOW_WORK_DONE_PROGRESS_CANCEL, None, progress_cancel),
+    (SEARCH_METHOD, None, search),
+    (types.WORKSPACE_SYMBOL, types.WorkspaceSymbolOptions(resolve_provider=False), workspace_symbol),
+]
+COMMANDS: list[tuple[str, Callable[..., Any]]] = [(CMD_REINDEX, reindex), (CMD_STATUS, status)]
+
+
 def create_server() -> CodesearchLanguageServer:
     server = CodesearchLanguageServer()
-
-    @server.feature(types.INITIALIZE)
-    def initialize(ls: CodesearchLanguageServer, params: types.InitializeParams) -> None:
-        ls.settings, ls.settings_warnings = parse_settings(params.initialization_options)
-        roots: list[Path] = []
-        for wf in params.workspace_folders or []:
-            path = uri_to_path(wf.uri)
-            if path is not None:
-                roots.append(path)
-        if not roots:
-            root_uri = params.root_uri or (from_fs_path(params.root_path) if params.root_path else None)
-            path = uri_to_path(root_uri) if root_uri else None
-            if path is not None:
-                roots.append(path)
-        ls.initial_folders = roots
-
-    @server.feature(types.INITIALIZED)
-    async def initialized(ls: CodesearchLanguageServer, params: types.InitializedParams) -> None:
-        ls.loop = asyncio.get_running_loop()
-        for warning in ls.settings_warnings:
-            ls.log_to_client(f"codesearch-ls: {warning}", types.MessageType.Warning)
-        if ls.encoder is not None:
-            ls.log_to_client("codesearch-ls: using the fake test encoder (CODESEARCH_TEST_FAKE_ENCODER)")
-        if not ls.client_can_watch():
-            ls.watch_mode = "watchdog"
-        for root in ls.initial_folders:
-            ls.add_folder(root)
-        if not ls.initial_folders:
-            ls.log_to_client("codesearch-ls: no workspace folder was given; nothing to index",
-                             types.MessageType.Warning)
-        if ls.watch_mode != "watchdog":
-            ls._spawn(ls.register_client_watching())  # indexing never waits for the reply
-        ls.schedule_status()
-        _watch_parent(ls)
-
-    @server.feature(types.SHUTDOWN)
-    async def shutdown(ls: CodesearchLanguageServer, params: None) -> None:
-        await asyncio.to_thread(ls.stop_all)
-
-    @server.feature(types.EXIT)
-    def exit_(ls: CodesearchLanguageServer, params: None) -> None:
-        ls.stop_all()
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    async def did_change_configuration(ls: CodesearchLanguageServer,
-                                       params: types.DidChangeConfigurationParams) -> None:
-        settings, warnings = parse_settings(params.settings, ls.settings)
-        for warning in warnings:
-            ls.log_to_client(f"codesearch-ls: {warning}", types.MessageType.Warning)
-        if settings == ls.settings:
-            return
-        ls.settings = settings
-        ls.log_to_client(f"codesearch-ls: settings changed ({settings.to_json()}); re-indexing")
-        await ls.restart_folders()
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
-    async def did_change_folders(ls: CodesearchLanguageServer,
-                                 params: types.DidChangeWorkspaceFoldersParams) -> None:
-        removed = []
-        for wf in params.event.removed:
-            path = uri_to_path(wf.uri)
-            if path is not None:
-                removed.append(ls.remove_folder(path))
-        await asyncio.gather(*(asyncio.to_thread(f.stop) for f in removed if f is not None))
-        for wf in params.event.added:
-            path = uri_to_path(wf.uri)
-            if path is not None:
-                ls.add_folder(path)
-        ls.schedule_status()
-
-    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    def did_change_watched_files(ls: CodesearchLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
-        batches: dict[Path, tuple[FolderIndexer, list[str], list[bool]]] = {}
-        for change in params.changes:
-            path = uri_to_path(change.uri)
-            folder = ls.folder_for(path) if path is not None else None
-            if path is None or folder is None:
-                continue
-            rel = path.relative_to(folder.root).as_posix() if path != folder.root else ""
-            path_filter = ls.filters.get(folder.root)
-            if not rel or (path_filter is not None and not path_filter.wanted(rel)):
-                continue
-            _, rels, full = batches.setdefault(folder.root, (folder, [], [False]))
-            rels.append(rel)
-            # a deleted folder arrives as one event for the folder: re-check everything
-            if change.type == types.FileChangeType.Deleted and not path.suffix and not is_ignore_file(rel):
-                full[0] = True
-        for folder, rels, full in batches.values():
-            folder.notify_paths(rels, full=full[0])
-
-    def _overlay(ls: CodesearchLanguageServer, uri: str, text: str | None) -> None:
-        path = uri_to_path(uri) if uri.startswith("file:") else None
-        if path is None:
-            return
-        folder = ls.folder_for(path)
-        if folder is not None:
-            folder.set_overlay(str(path), text)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
-    def did_open(ls: CodesearchLanguageServer, params: types.DidOpenTextDocumentParams) -> None:
-        _overlay(ls, params.text_document.uri, params.text_document.text)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
-    def did_change(ls: CodesearchLanguageServer, params: types.DidChangeTextDocumentParams) -> None:
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        _overlay(ls, params.text_document.uri, doc.source)
-
-    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
-    def did_close(ls: CodesearchLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
-        _overlay(ls, params.text_document.uri, None)
-
-    @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
-    def progress_cancel(ls: CodesearchLanguageServer, params: types.WorkDoneProgressCancelParams) -> None:
-        ls.cancel_progress(params.token)
-
-    @server.feature(SEARCH_METHOD)
-    @_guard(SEARCH_METHOD)
-    async def search(ls: CodesearchLanguageServer, params: Any) -> dict[str, Any]:
-        args = parse_search_params(params)
-        hits, indexing = await ls.search(args["query"], args["limit"], args["languages"], args["path_glob"],
-                                         args["folder"])
-        return {"results": [hit_json(root, hit) for root, hit in hits], "indexing": indexing}
-
-    @server.feature(types.WORKSPACE_SYMBOL, types.WorkspaceSymbolOptions(resolve_provider=False))
-    @_guard(types.WORKSPACE_SYMBOL)
-    async def workspace_symbol(ls: CodesearchLanguageServer,
-                               params: types.WorkspaceSymbolParams) -> list[types.SymbolInformation]:
-        query = params.query.strip()
-        if not query:
-            return []
-        hits, _ = await ls.search(query, SYMBOL_LIMIT, (), None)
-        return [hit_symbol(root, hit) for root, hit in hits]
-
-    @server.command(CMD_REINDEX)
-    @_guard(CMD_REINDEX)
-    async def reindex(ls: CodesearchLanguageServer, *args: Any) -> dict[str, Any]:
-        targets = list(ls.folders.values())
-        if args and args[0]:
-            spec = args[0].get("folder") if isinstance(args[0], dict) else args[0]
-            found = ls.find_folder(spec) if isinstance(spec, str) else None
-            if found is None:
-                raise _invalid(f"{CMD_REINDEX}: {args[0]!r} is not one of this workspace's folders")
-            targets = [found]
-        for folder in targets:
-            folder.reindex()
-        ls.schedule_status()
-        return {"reindexing": [str(f.root) for f in targets]}
-
-    @server.command(CMD_STATUS)
-    @_guard(CMD_STATUS)
-    async def status(ls: CodesearchLanguageServer, *args: Any) -> dict[str, Any]:
-        return ls.status_report()
-
+    for method, options, handler in FEATURES:
+        server.feature(method, options)(handler)
+    for name, command in COMMANDS:
+        server.command(name)(command)
     return server
 
 

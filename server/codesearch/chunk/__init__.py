@@ -1,0 +1,1 @@
+"""Stage two: source files cut into searchable chunks (tree-sitter definitions, line windows)."""

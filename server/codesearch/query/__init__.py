@@ -1,0 +1,1 @@
+"""Stage five: answering a query (candidates, scoring, re-ranking)."""
