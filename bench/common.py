@@ -169,6 +169,10 @@ class CachingEncoder:
         return self.inner.model_key
 
     @property
+    def model_id(self) -> str:
+        return str(self.inner.model_id)
+
+    @property
     def provider(self) -> str:
         return self.inner.provider
 
@@ -179,6 +183,9 @@ class CachingEncoder:
     @property
     def manifest(self) -> Any:
         return getattr(self.inner, "manifest", None)
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the Encoder protocol, as the inner encoder has it
+        return getattr(self.inner, name)
 
     def encode_documents(self, texts: Sequence[str]) -> Any:
         return self.inner.encode_documents(texts)

@@ -5,6 +5,11 @@
 One row per (set, mode); one column per report, then each later report's difference to the first.
 Only sets and modes present in every report are compared, and only if their samples match (same
 docs/queries counts and sampling note): numbers from different samples are not comparable.
+
+For MRR, where both reports hold the per-query reciprocal ranks (``bench/quality.py`` saves them), each
+difference comes with a paired bootstrap 95 % interval (queries resampled with replacement, the same
+resample for both models, ``--rounds`` times): an interval that contains 0 means the two models cannot
+be told apart on that sample.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import table
@@ -28,7 +35,33 @@ def label(report: dict[str, Any], path: Path) -> str:
     return f"{path.stem}: {model}" if model else path.stem
 
 
-def compare(reports: list[dict[str, Any]], modes: list[str], metric: str) -> tuple[list[list[Any]], list[str]]:
+def paired_interval(first: dict[str, float], other: dict[str, float], rounds: int,
+                    seed: int = 0) -> tuple[float, float] | None:
+    """95 % bootstrap interval of mean(other − first) over the queries both rank, or None if none."""
+    shared = sorted(set(first) & set(other))
+    if not shared or rounds <= 0:
+        return None
+    diff = np.array([other[q] - first[q] for q in shared])
+    picks = np.random.default_rng(seed).integers(0, len(diff), size=(rounds, len(diff)))
+    means = diff[picks].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def delta_cell(delta: float, interval: tuple[float, float] | None) -> str | float:
+    if interval is None:
+        return delta
+    return f"{delta:+.3f} [{interval[0]:+.3f}, {interval[1]:+.3f}]"
+
+
+def intervals(entries: list[dict[str, Any]], mode: str, metric: str, rounds: int) -> list[tuple[float, float] | None]:
+    ranks = [e.get("reciprocal_ranks", {}).get(mode) if metric == "mrr" else None for e in entries]
+    if ranks[0] is None:
+        return [None for _ in entries[1:]]
+    return [paired_interval(ranks[0], r, rounds) if r is not None else None for r in ranks[1:]]
+
+
+def compare(reports: list[dict[str, Any]], modes: list[str], metric: str,
+            rounds: int = 2000) -> tuple[list[list[Any]], list[str]]:
     first = reports[0]["datasets"]
     rows: list[list[Any]] = []
     notes: list[str] = []
@@ -48,7 +81,9 @@ def compare(reports: list[dict[str, Any]], modes: list[str], metric: str) -> tup
                 continue
             for i, v in enumerate(values):
                 means[mode][i].append(v)
-            rows.append([name, mode, *values, *[v - values[0] for v in values[1:]]])
+            spans = intervals([entry, *others], mode, metric, rounds)
+            deltas = [delta_cell(v - values[0], i) for v, i in zip(values[1:], spans, strict=True)]
+            rows.append([name, mode, *values, *deltas])
     for mode in modes:
         cols = means[mode]
         if cols[0]:
@@ -62,10 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("reports", nargs="+", type=Path)
     parser.add_argument("--metric", default="mrr")
     parser.add_argument("--modes", default="dense,fused")
+    parser.add_argument("--rounds", type=int, default=2000, help="bootstrap resamples for the MRR intervals (0: none)")
     args = parser.parse_args(argv)
     reports = [load(p) for p in args.reports]
     modes = [m for m in args.modes.split(",") if m]
-    rows, notes = compare(reports, modes, args.metric)
+    rows, notes = compare(reports, modes, args.metric, args.rounds)
     labels = [label(r, p) for r, p in zip(reports, args.reports, strict=True)]
     headers = ["set", "mode", *labels, *[f"Δ {p.stem}" for p in args.reports[1:]]]
     print(f"{args.metric}; reports: " + "; ".join(f"{p}: {r['command']}" for p, r in zip(args.reports, reports,

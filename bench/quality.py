@@ -509,12 +509,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"modes are {', '.join(MODES)}")
 
     chunker_note = ensure_chunker()
-    from codesearch.engine import EngineConfig, load_onnx_encoder
+    from codesearch.embed.loading import load_encoder
     from codesearch.query.scoring import RankingWeights
 
     overrides = parse_weights(args.weights)
     fused_weights = make_weights(overrides)
-    encoder = CachingEncoder(load_onnx_encoder(EngineConfig(model=args.model, device=args.device), log))
+    encoder = CachingEncoder(load_encoder(args.model, args.device, on_status=log))
     report: dict[str, Any] = {
         "command": "python bench/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine_info(encoder), "chunker_note": chunker_note,
@@ -541,6 +541,8 @@ def main(argv: list[str] | None = None) -> int:
             rankings[mode] = ranks
             entry["modes"][mode] = metrics
             entry["ms_per_query"][mode] = round(ms, 2)
+            entry.setdefault("reciprocal_ranks", {})[mode] = {  # per query: compare_quality's paired intervals
+                q: round(query_metrics(r, ds.qrels[q])["mrr"], 6) for q, r in ranks.items()}
             log(f"  {mode:8s} MRR {metrics['mrr']:.3f}  NDCG@10 {metrics['ndcg@10']:.3f}  "
                 f"R@10 {metrics['r@10']:.3f}  ({ms:.1f} ms/query)")
         if "dense" in rankings and "lexical" in rankings:
