@@ -31,7 +31,7 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 @pytest.fixture(scope="session")
 def default_model_dir() -> Path:
-    """The embedded default exported to ONNX once per test session (shared cache across runs)."""
+    """The default model's folder: the shipped one, or else the base model exported once (shared cache)."""
     from codesearch.embed.model_specs import resolve_model
 
     return resolve_model(None)
