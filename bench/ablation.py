@@ -11,8 +11,8 @@ capped at 150 queries / 400 documents)::
 
 docs/training.md gives the full-epoch GPU invocation (``--device cuda``, all pairs, full dev sets).
 
-The SimCSE estimator is the base model (no `trainer simcse` run, as the brief for this table
-asks); the trained estimator is the InfoNCE model of this same ablation.
+The SimCSE estimator is the base model (no `trainer simcse` run is part of this table); the trained
+estimator is the InfoNCE model of this same ablation.
 """
 
 from __future__ import annotations
