@@ -202,7 +202,7 @@ class MemoStore:
     under every variant without repeating the searches (the ranking is unchanged). One per query."""
 
     METHODS = frozenset({"lexical_search", "term_rows", "symbol_matches", "chunk_rows", "chunks_for_vectors",
-                         "vectors_for_hashes", "definition_spans"})
+                         "vectors_for_hashes", "definition_spans", "chunk_texts"})
 
     def __init__(self, store: Any) -> None:
         self._store = store
@@ -213,12 +213,12 @@ class MemoStore:
         if name not in self.METHODS:
             return method
 
-        def call(*args: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
             args = tuple(list(a) if _iterable(a) and not isinstance(a, (list, tuple, set, frozenset, dict)) else a
                          for a in args)  # generators are read once
-            key = (name, *(_frozen(a) for a in args))
+            key = (name, *(_frozen(a) for a in args), *sorted(kwargs.items()))
             if key not in self._memo:
-                self._memo[key] = method(*args)
+                self._memo[key] = method(*args, **kwargs)
             return self._memo[key]
         return call
 

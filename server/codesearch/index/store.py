@@ -406,14 +406,24 @@ class Store:
     def transaction(self) -> Store._Tx:
         return Store._Tx(self.db)
 
-    def chunk_rows(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
+    def chunk_rows(self, ids: Iterable[int], with_text: bool = True) -> dict[int, ChunkRow]:
+        """Chunks by id; ``with_text=False`` leaves their text empty (scoring needs none, and reading
+        every candidate's text is a good part of a search's time in SQLite)."""
         ids = list(ids)
+        columns = _CHUNK_COLUMNS if with_text else _CHUNK_COLUMNS.replace(" text,", " '',")
         out: dict[int, ChunkRow] = {}
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
             marks = ",".join("?" * len(part))
-            for r in self.read.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part):
+            for r in self.read.execute(f"SELECT {columns} FROM chunks WHERE id IN ({marks})", part):
                 out[r[0]] = _chunk_row(r)
+        return out
+
+    def chunk_texts(self, ids: Iterable[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for part in _batches(list(ids)):
+            marks = ",".join("?" * len(part))
+            out.update(self.read.execute(f"SELECT id, text FROM chunks WHERE id IN ({marks})", part))
         return out
 
     def file_chunks(self, path: str) -> list[ChunkRow]:

@@ -58,7 +58,7 @@ def gather(store: Store, index: VectorIndex | None, encoder: Encoder | None, que
     lexical_used = False
     if mode != SearchMode.DENSE:
         lexical_used = _add_lexical(found, store, query, weights.lexical_candidates * widen)
-    rows = store.chunk_rows(found)
+    rows = store.chunk_rows(found, with_text=False)
     accepted = {cid: row for cid, row in rows.items() if filters.accepts(row.chunk.path, row.chunk.language)}
     if query_vec is not None and encoder is not None:
         _fill_dense(found, accepted, store, encoder.model_key, query_vec)

@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ..index.identifiers import query_terms, split_identifier
 from ..types import Chunk, SearchMode
@@ -172,23 +173,35 @@ def qualifier_found(chunk: Chunk, qualifier: Sequence[str]) -> bool:
 def _name_and_path_terms(chunk: Chunk, query: QueryContext, weights: RankingWeights) -> float:
     if not query.terms:
         return 0.0
-    name_parts = set(split_identifier(chunk.symbol)) | set(split_identifier(chunk.container))
-    path_parts = set(split_identifier(chunk.path.replace("/", " ").replace(" ", "_")))
+    name_parts = _parts(chunk.symbol) | _parts(chunk.container)
+    path_parts = _parts(chunk.path.replace("/", "_"))
     share = len(query.terms)
     return (weights.name_terms * len(query.terms & name_parts) / share
             + weights.path_terms * len(query.terms & path_parts) / share)
 
 
+@lru_cache(maxsize=1 << 16)
+def _parts(identifier: str) -> frozenset[str]:
+    return frozenset(split_identifier(identifier))
+
+
 # -- where a chunk lives ------------------------------------------------------------------------
 
 def _location_penalty(chunk: Chunk, query: QueryContext, weights: RankingWeights) -> float:
-    path = chunk.path
-    rules = ((weights.test_penalty, query.wants_tests, TEST_PATH),
-             (weights.example_penalty, query.wants_examples, EXAMPLE_PATH),
-             (weights.vendored_penalty, query.wants_generated, VENDORED_PATH),
-             (weights.generated_penalty, query.wants_generated, GENERATED_PATH),
-             (weights.stub_penalty, query.wants_stubs, STUB_PATH))
-    return sum(penalty for penalty, wanted, pattern in rules if not wanted and pattern.search(path))
+    test, example, vendored, generated, stub = path_kinds(chunk.path)
+    rules = ((weights.test_penalty, query.wants_tests, test),
+             (weights.example_penalty, query.wants_examples, example),
+             (weights.vendored_penalty, query.wants_generated, vendored),
+             (weights.generated_penalty, query.wants_generated, generated),
+             (weights.stub_penalty, query.wants_stubs, stub))
+    return sum(penalty for penalty, wanted, found in rules if found and not wanted)
+
+
+@lru_cache(maxsize=1 << 16)
+def path_kinds(path: str) -> tuple[bool, bool, bool, bool, bool]:
+    """Whether a path is a test, an example, vendored, generated, a stub."""
+    return (bool(TEST_PATH.search(path)), bool(EXAMPLE_PATH.search(path)), bool(VENDORED_PATH.search(path)),
+            bool(GENERATED_PATH.search(path)), bool(STUB_PATH.search(path)))
 
 
 def _kind_penalty(chunk: Chunk, weights: RankingWeights) -> float:

@@ -11,6 +11,7 @@ window's lines are its ``match_start_line``/``match_end_line``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..index.identifiers import query_terms
@@ -60,7 +61,8 @@ def run_search(store: Store, index: VectorIndex | None, encoder: Encoder | None,
         scored = stubs_below_implementations(file_boosts(scored, context, weights), context)
         scored = diversify(scored, weights.same_file_penalty)
     depth = max(limit, rerank_k) if ranker is not None else limit
-    top = scored[:depth]
+    texts = store.chunk_texts(s.key for s in scored[:depth])
+    top = [Scored(dataclasses.replace(s.chunk, text=texts.get(s.key, "")), s.score, s.key) for s in scored[:depth]]
     terms = query_terms(query)
     hits = [_to_hit(s, by_id[s.key], terms, _definition_span(store, s.chunk)) for s in top]
     hits, info = rerank_hits(ranker, query, hits, [s.chunk.text for s in top], rerank_k)
