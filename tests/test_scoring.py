@@ -16,6 +16,7 @@ from codesearch.query.scoring import (
     RankingWeights,
     Scored,
     diversify,
+    extends_elsewhere,
     file_boosts,
     fts5_idf,
     lexical_share,
@@ -92,6 +93,19 @@ def test_a_qualified_name_needs_its_qualifier_in_the_path_or_container() -> None
         approx(score(stray, ev, "Table._render", without(unqualified_name=W.exact_name)) + gap)
 
 
+def test_a_type_outranks_the_blocks_that_add_to_it() -> None:
+    head = "impl<'de, R: Read<'de>> Deserializer<R> {\n    pub fn end(&mut self) -> Result<()> {"
+    assert extends_elsewhere("rust", head) and extends_elsewhere("rust", "#[cfg(test)]\nimpl Foo {")
+    assert not extends_elsewhere("rust", "/// Deserializes JSON.\npub struct Deserializer<R> {")
+    assert not extends_elsewhere("python", "impl = load()")
+    struct = chunk("src/de.rs", "Deserializer", "class")
+    block = chunk("src/de.rs", "Deserializer", "class", start=40)
+    query = "Deserializer"
+    assert score(struct, Evidence(dense=0.40), query) > score(block, Evidence(dense=0.55, extends=True), query)
+    assert score(struct, Evidence(dense=0.40), query, without(extension_cut=0)) < \
+        score(block, Evidence(dense=0.55, extends=True), query, without(extension_cut=0))
+
+
 def test_qualifier_matching() -> None:
     assert qualifier_found(chunk("rich/table.py", "Table"), ["rich", "table"])
     assert qualifier_found(chunk("src/value/mod.rs", "Value"), ["value"])  # mod.rs: the folder is the module
@@ -162,6 +176,15 @@ def test_the_lexical_share_is_absolute() -> None:
     assert fts5_idf(1000, 900) == pytest.approx(1e-6)  # FTS5 floors the idf of very common terms
 
 
+def test_a_power_above_one_counts_partial_keyword_matches_less() -> None:
+    weights = without(lexical_power=2.0)
+    full = score(chunk(symbol="a"), Evidence(dense=0.5, lexical=1.0), "retry header", weights)
+    half = score(chunk(symbol="b"), Evidence(dense=0.5, lexical=0.5), "retry header", weights)
+    assert full - half == approx(W.lexical_language * 0.75)
+    assert score(chunk(symbol="a"), Evidence(dense=0.5, lexical=1.0), "retry header") - \
+        score(chunk(symbol="b"), Evidence(dense=0.5, lexical=0.5), "retry header") == approx(W.lexical_language * 0.5)
+
+
 def test_lexical_evidence_adds_to_the_cosine() -> None:
     strong = score(chunk(symbol="a"), Evidence(dense=0.5, lexical=1.0), "retry header")
     weak = score(chunk(symbol="b"), Evidence(dense=0.5, lexical=0.1), "retry header")
@@ -220,6 +243,19 @@ def test_tests_examples_stubs_vendored_and_generated_code_rank_lower_unless_aske
     off = without(**{field: 0.0})
     assert score(impl, ev, "backoff", off) == approx(score(other, ev, "backoff", off))
     assert score(other, ev, asking, weights) == approx(score(impl, ev, asking, weights))  # asked for: no penalty
+
+
+def test_documentation_ranks_below_code_unless_asked_for() -> None:
+    weights = without(prose_penalty=0.2)
+    code = chunk("src/retry.py")
+    readme = dataclasses.replace(chunk("README.md", "", "window"), language="markdown")
+    ev = Evidence(dense=0.6)
+    kind_gap = W.non_definition_penalty
+    assert score(code, ev, "backoff", weights) - score(readme, ev, "backoff", weights) == approx(0.2 + kind_gap)
+    off = without(prose_penalty=0)
+    assert score(code, ev, "backoff", off) - score(readme, ev, "backoff", off) == approx(kind_gap)
+    assert score(code, ev, "backoff usage guide", weights) - score(readme, ev, "backoff usage guide", weights) == \
+        approx(kind_gap)
 
 
 def test_module_code_and_windows_rank_below_definitions() -> None:

@@ -571,10 +571,11 @@ class Store:
                 hits[term] = int(count)
         return rows, hits
 
-    def symbol_matches(self, name: str, limit: int = 200) -> list[int]:
-        """Chunks whose symbol is ``name``, ignoring case (scoring weighs case and qualifiers)."""
-        return [r[0] for r in self.read.execute(
-            "SELECT id FROM chunks WHERE symbol = ? COLLATE NOCASE LIMIT ?", (name, limit))]
+    def symbol_matches(self, name: str, limit: int = 200) -> list[tuple[int, str]]:
+        """(id, the first lines of its text) of chunks whose symbol is ``name``, ignoring case (scoring
+        weighs case and qualifiers; the head tells a Rust ``impl`` block from the type it adds to)."""
+        return [(r[0], r[1]) for r in self.read.execute(
+            "SELECT id, substr(text, 1, 400) FROM chunks WHERE symbol = ? COLLATE NOCASE LIMIT ?", (name, limit))]
 
     def definition_spans(self, path: str, container: str, symbol: str) -> list[tuple[int, int]]:
         """(first line, last line) of each definition of ``container.symbol`` in ``path`` that was

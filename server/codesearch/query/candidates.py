@@ -19,7 +19,7 @@ from ..index.vector_index import VectorIndex
 from ..types import Encoder, SearchMode, Vectors
 from .filters import SearchFilters
 from .intent import as_identifier, mentioned_names
-from .scoring import Evidence, RankingWeights, fts5_idf, lexical_share, stand_in_cosines
+from .scoring import Evidence, RankingWeights, extends_elsewhere, fts5_idf, lexical_share, stand_in_cosines
 
 FILTERED_WIDENING = 4  # filters drop candidates after retrieval: fetch this many times more
 DENSE_COPIES = 64  # chunks one dense hit may stand for; copies beyond differ only by path and name
@@ -43,6 +43,7 @@ class Gathered:
 class _Found:
     dense: float | None = None
     lexical: float = 0.0
+    head: str = ""  # the first lines of a chunk the query names (symbol lookups read them)
     sources: set[str] = field(default_factory=set)
 
 
@@ -64,7 +65,8 @@ def gather(store: Store, index: VectorIndex | None, encoder: Encoder | None, que
         _fill_dense(found, accepted, store, encoder.model_key, query_vec)
     kept = [(row, found[cid]) for cid, row in accepted.items()]
     stand_ins = stand_in_cosines([f.dense for _, f in kept], [f.lexical for _, f in kept], weights)
-    candidates = [Candidate(row, Evidence(dense=f.dense, lexical=f.lexical, stand_in=guess), tuple(sorted(f.sources)))
+    candidates = [Candidate(row, Evidence(f.dense, f.lexical, guess, extends_elsewhere(row.chunk.language, f.head)),
+                            tuple(sorted(f.sources)))
                   for (row, f), guess in zip(kept, stand_ins, strict=True)]
     return Gathered(candidates, dense_used=query_vec is not None, lexical_used=lexical_used)
 
@@ -89,8 +91,10 @@ def _add_lexical(found: dict[int, _Found], store: Store, query: str, k: int) -> 
         item.lexical = lexical_share(bm25, idfs)
         item.sources.add("lexical")
     for name in _names_asked(query):
-        for chunk_id in store.symbol_matches(name):
-            found.setdefault(chunk_id, _Found()).sources.add("symbol")
+        for chunk_id, head in store.symbol_matches(name):
+            item = found.setdefault(chunk_id, _Found())
+            item.sources.add("symbol")
+            item.head = head
     return bool(terms)
 
 

@@ -32,6 +32,7 @@ GENERATED_PATH = re.compile(r"(^|/)(generated|gen|dist|build)(/|$)|_pb2(_grpc)?\
                             r"\.generated\.|\.min\.[cm]?js$|\.bundle\.js$")
 STUB_PATH = re.compile(r"\.pyi$|\.d\.[cm]?ts$")
 DEFINITION_KINDS = frozenset({"function", "method", "class"})
+PROSE_LANGUAGES = frozenset({"markdown", "rst", "text", "latex"})
 BM25_K1 = 1.2  # SQLite FTS5's bm25(): a term's share saturates at idf × (k1 + 1)
 
 
@@ -40,9 +41,11 @@ class RankingWeights:
     lexical_language: float = 0.15  # times the lexical share, for plain-language queries
     lexical_mixed: float = 0.15  # ... for queries mixing words and names
     lexical_identifier: float = 0.15  # ... for one-name queries
+    lexical_power: float = 1.0  # the share is raised to this power: > 1 counts partial keyword matches less
     exact_name: float = 1.0  # the query is this chunk's name, as typed (qualifier found in path/container)
     caseless_name: float = 0.5  # ... ignoring case
     unqualified_name: float = 0.4  # the name matches but the qualifier typed is not found
+    extension_cut: float = 0.3  # a name's extension block (Rust impl, Swift extension) gets this much less
     mentioned_name: float = 0.3  # a name inside a several-word query is this chunk's name (times its level)
     mentioned_capitalised: float = 0.3  # ... a capitalised word (``the Console class``) is
     name_terms: float = 0.08  # times the share of query terms found in symbol/container
@@ -53,6 +56,7 @@ class RankingWeights:
     vendored_penalty: float = 0.08
     generated_penalty: float = 0.08
     stub_penalty: float = 0.1
+    prose_penalty: float = 0.0  # documentation files (Markdown, reStructuredText, plain text)
     non_definition_penalty: float = 0.03
     same_file_penalty: float = 0.03  # per earlier hit from the same file
     stand_in: str = "rank"  # how chunks without a vector get a cosine: see stand_in_cosines
@@ -79,6 +83,7 @@ class QueryContext:
     wants_examples: bool = False
     wants_generated: bool = False
     wants_stubs: bool = False
+    wants_prose: bool = False
 
     @classmethod
     def of(cls, query: str) -> QueryContext:
@@ -93,6 +98,7 @@ class QueryContext:
             wants_examples=mentions(query, ("example", "sample", "demo", "doc", "bench")),
             wants_generated=mentions(query, ("generated", "vendor", "protobuf", "pb", "third.party")),
             wants_stubs=mentions(query, ("stub", "overload", "typing", "type hint", "declaration", "d.ts", "pyi")),
+            wants_prose=mentions(query, ("doc", "readme", "guide", "tutorial", "manual", "changelog", "usage")),
         )
 
 
@@ -103,33 +109,36 @@ class Evidence:
     dense: float | None = None  # cosine to the query; None when the chunk has no vector yet
     lexical: float = 0.0  # share of the query's BM25 weight this chunk reaches, 0..1 (lexical_share)
     stand_in: float = 0.0  # the cosine assumed while ``dense`` is None (stand_in_cosines)
+    extends: bool = False  # the chunk adds to a type defined elsewhere (extends_elsewhere)
 
 
 def score_chunk(chunk: Chunk, evidence: Evidence, query: QueryContext, weights: RankingWeights,
                 mode: SearchMode = SearchMode.FUSED) -> float:
     """Higher is better. ``dense`` and ``lexical`` modes are the retrievers alone (benchmarks)."""
     if mode == SearchMode.LEXICAL:
-        return evidence.lexical + _names(chunk, query, weights)
+        return evidence.lexical + _names(chunk, evidence, query, weights)
     if mode == SearchMode.DENSE:
         return evidence.dense if evidence.dense is not None else -1.0
-    return (_retrieval(evidence, query, weights) + _names(chunk, query, weights)
+    return (_retrieval(evidence, query, weights) + _names(chunk, evidence, query, weights)
             + _name_and_path_terms(chunk, query, weights)
             - _location_penalty(chunk, query, weights) - _kind_penalty(chunk, weights))
 
 
 def _retrieval(evidence: Evidence, query: QueryContext, weights: RankingWeights) -> float:
     dense = evidence.dense if evidence.dense is not None else evidence.stand_in
-    return dense + weights.lexical_for(query.kind) * evidence.lexical
+    return dense + weights.lexical_for(query.kind) * evidence.lexical ** weights.lexical_power
 
 
 # -- names --------------------------------------------------------------------------------------
 
-def _names(chunk: Chunk, query: QueryContext, weights: RankingWeights) -> float:
+def _names(chunk: Chunk, evidence: Evidence, query: QueryContext, weights: RankingWeights) -> float:
+    cut = weights.extension_cut if evidence.extends else 0.0
     if query.identifier is not None:
-        return _name_boost(chunk, query.identifier, weights)
+        boost = _name_boost(chunk, query.identifier, weights)
+        return boost - cut if boost else 0.0
     if not chunk.symbol or not weights.exact_name:
         return 0.0
-    return max((weight * _name_boost(chunk, name, weights) / weights.exact_name
+    return max((weight * max(0.0, _name_boost(chunk, name, weights) - cut) / weights.exact_name
                 for weight, names in ((weights.mentioned_name, query.mentioned),
                                       (weights.mentioned_capitalised, query.capitalised)) for name in names),
                default=0.0)
@@ -143,6 +152,20 @@ def _name_boost(chunk: Chunk, name: QualifiedName, weights: RankingWeights) -> f
         return weights.unqualified_name
     # A name typed all in lower case says nothing about case (``console`` may mean ``Console``).
     return weights.exact_name if symbol == name.name or name.name.islower() else weights.caseless_name
+
+
+_EXTENSION_HEADS = {
+    "rust": re.compile(r"^(?:\s*(?://[^\n]*|#!?\[[^\n]*)\n)*\s*(?:unsafe\s+)?impl\b"),
+    "swift": re.compile(r"^(?:\s*(?://[^\n]*|@\w+[^\n]*)\n)*\s*(?:(?:public|private|fileprivate|internal)\s+)?"
+                        r"extension\b"),
+}
+
+
+def extends_elsewhere(language: str, head: str) -> bool:
+    """Whether a chunk, by its first lines, adds to a type defined elsewhere: a Rust ``impl`` block,
+    a Swift ``extension``. The chunker names them after the type, like the type's own definition."""
+    pattern = _EXTENSION_HEADS.get(language)
+    return bool(head and pattern is not None and pattern.match(head))
 
 
 _GENERIC_STEMS = frozenset({"mod", "index", "__init__", "init", "main", "lib"})
@@ -194,7 +217,8 @@ def _location_penalty(chunk: Chunk, query: QueryContext, weights: RankingWeights
              (weights.vendored_penalty, query.wants_generated, vendored),
              (weights.generated_penalty, query.wants_generated, generated),
              (weights.stub_penalty, query.wants_stubs, stub))
-    return sum(penalty for penalty, wanted, found in rules if found and not wanted)
+    prose = weights.prose_penalty if chunk.language in PROSE_LANGUAGES and not query.wants_prose else 0.0
+    return prose + sum(penalty for penalty, wanted, found in rules if found and not wanted)
 
 
 @lru_cache(maxsize=1 << 16)
