@@ -9,6 +9,7 @@ so only the first run pays for embedding; ``--sweep`` then evaluates ``RankingWe
     python bench/quality.py fresh/python/dev --max-docs 300 --max-queries 50     # quick check
     python bench/quality.py --dev                                                 # all dev sets
     python bench/quality.py --dev --sweep                                         # weight grid
+    python bench/quality.py --dev --variant "lex.3:lexical=0.3" --variant ...     # chosen variants
     python bench/quality.py --test --weights lexical=0.1                          # test sets
     python bench/quality.py --dev --modes fused --ranker RANKER --rerank-k 5,10    # + a ranker
 
@@ -453,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None,
                         help="RankingWeights overrides for fused mode, e.g. 'lexical=0.1,name_terms=0.08' or JSON")
     parser.add_argument("--sweep", action="store_true", help="evaluate a grid of RankingWeights (fused) variants")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="LABEL:field=value,... a fused variant to sweep instead of the grid (repeatable)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--model", default=None,
                         help="encoder as the engine takes it (default: the embedded model); use a separate "
@@ -489,7 +492,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     if any(DATASETS.get(n, ("dev",))[0] == "test" for n in names) and args.sweep:
         log("note: --sweep runs on dev sets only; test sets get the --weights given")
-    grid = sweep_grid(overrides) if args.sweep else []
+    grid = [(label, {**overrides, **parse_weights(spec)})
+            for label, _, spec in (v.partition(":") for v in args.variant)]
+    if args.variant:
+        grid.insert(0, ("defaults", dict(overrides)))
+    elif args.sweep:
+        grid = sweep_grid(overrides)
     sweep_results: dict[str, dict[str, dict[str, float]]] = {}
     total = Stopwatch()
     for name in names:
