@@ -108,7 +108,7 @@ def _reread(engine: Engine, tree: Path, changed: list[str]) -> None:
     if not changed or not (engine.dir / "index.db").exists():
         return
     with tempfile.TemporaryDirectory() as aside:
-        moved = []
+        moved: list[tuple[str, Path]] = []
         for rel in changed:
             if (tree / rel).exists():
                 target = Path(aside) / str(len(moved))

@@ -10,6 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The scale extra (Ray), so that the index shards tests run here and in CI.
+.venv/bin/python -c "import ray" 2>/dev/null || .venv/bin/python -m pip install -q -e ".[scale]"
 # Neovim (Debian's 0.7 build) drives the language server as a real third-party client.
 if ! command -v nvim >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq neovim >/dev/null) \

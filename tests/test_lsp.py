@@ -423,7 +423,7 @@ async def test_settings_and_multi_root(tmp_path: Path) -> None:
         assert status["files"] >= 9
         report = await client.command("codesearch-ls.status")
         assert report["settings"] == {"model": None, "device": "cpu", "exclude": ["web/**"], "maxFileSize": 100000,
-                                      "ranker": None, "rerankK": 5}
+                                      "ranker": None, "rerankK": 5, "shards": None}
         assert [f["name"] for f in report["folders"]] == ["one", "two"]
         assert top(await client.search("slugify_title"))["uri"] == (two / "lib/strings.py").as_uri()
         assert not (await client.search("slugify_title", folder=str(one)))["results"] or \

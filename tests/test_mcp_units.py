@@ -167,3 +167,30 @@ def test_server_imports_no_torch() -> None:
     bad = subprocess.run([sys.executable, "-m", "codesearch.mcp", "--path", "/no/such/folder"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "not a folder" in bad.stderr
+
+
+def test_workspace_searches_mounted_shards_with_its_roots(tmp_path: Path) -> None:
+    from codesearch.shards.manifest import ShardsManifest
+    from codesearch.shards.search import ShardSet
+    from fakes import FakeEncoder
+    from test_shards import OTHER_REPO, local_shard
+
+    out = tmp_path / "shards"
+    other = make_repo(tmp_path / "other", OTHER_REPO)
+    ShardsManifest((local_shard(out, other, FakeEncoder()).record,)).write(out)
+    root = make_repo(tmp_path / "root")
+    shards = ShardSet.open(out, encoder=FakeEncoder())
+    ws = Workspace([root], EngineConfig(), watch=False, encoder=FakeEncoder(), shards=shards)
+    ws.start()
+    try:
+        assert ws.folders[0].wait_idle(60)
+        found = ws.search("slugify_title", k=5)
+        top = found.hits[0]
+        assert (top.repo, top.hit.path, top.hit.symbol) == ("other", "lib/strings.py", "slugify_title")
+        assert "def slugify_title" in top.text  # the snippet comes from the shard's own index
+        mine = ws.search("parse_retry_after", k=5).hits[0]
+        assert (mine.repo, mine.root, mine.hit.symbol) == ("", root.resolve(), "parse_retry_after")
+        assert all(h.repo == "" for h in ws.search("parse_retry_after", k=5, path="src").hits)  # a root's path
+    finally:
+        ws.stop()
+        shards.close()

@@ -11,7 +11,7 @@
 export const SECTION = 'codesearch';
 
 /** Settings sent to the running server (no restart needed); the server's keys, in its order. */
-export const LIVE_KEYS = ['model', 'device', 'exclude', 'maxFileSize', 'ranker', 'rerankK'] as const;
+export const LIVE_KEYS = ['model', 'device', 'exclude', 'maxFileSize', 'ranker', 'rerankK', 'shards'] as const;
 /** Settings that decide how the server is started: changing them restarts it. */
 export const LAUNCH_KEYS = ['serverPath', 'interpreter'] as const;
 

@@ -45,7 +45,7 @@ describe('config', () => {
 
   it('sends null for every setting the user has not set on a change, so a removed one goes back to the default', () => {
     expect(didChangeConfigurationParams({ device: 'cpu' })).toEqual({
-      settings: { codesearch: { model: null, device: 'cpu', exclude: null, maxFileSize: null, ranker: null, rerankK: null } },
+      settings: { codesearch: { model: null, device: 'cpu', exclude: null, maxFileSize: null, ranker: null, rerankK: null, shards: null } },
     });
     expect(Object.keys(didChangeConfigurationParams({}).settings.codesearch)).toEqual([...LIVE_KEYS]);
   });

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from . import __version__
@@ -265,13 +266,23 @@ def _languages(names: tuple[str, ...]) -> tuple[str, ...]:
               help="Exported ranker (cross-encoder) folder that re-orders the top results.")
 @click.option("--rerank-k", type=click.IntRange(MIN_RERANK_K, MAX_RERANK_K), default=DEFAULT_RERANK_K,
               show_default=True, help="How many of the top results the ranker re-orders.")
+@click.option("--shards", "shards_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Search the index shards in this folder (`codesearch shards build`) instead of --path.")
 @model_options
 def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...], path_glob: str | None,
            as_json: bool, no_wait: bool, batch: TextIO | None, mode: str, ranker: str | None, rerank_k: int,
-           model: str | None, device: str, exclude: tuple[str, ...], max_file_size: int) -> None:
-    """Search the workspace at --path for QUERY, in plain English or by symbol name."""
+           shards_dir: Path | None, model: str | None, device: str, exclude: tuple[str, ...],
+           max_file_size: int) -> None:
+    """Search the workspace at --path (or the shards of --shards) for QUERY, in plain English or by symbol name."""
     if batch is None and (query is None or not query.strip()):
         fail("the query is empty: pass a QUERY, or --batch FILE", EXIT_USAGE)
+    if shards_dir is not None:
+        if batch is not None:
+            fail("--batch does not work with --shards", EXIT_USAGE)
+        assert query is not None
+        search_shards(shards_dir, query, EngineConfig(model=model, device=device), limit=limit, languages=languages,
+                      path_glob=path_glob, mode=mode, as_json=as_json)
+        return
     queries: list[tuple[Any, str]] = []
     if batch is not None:
         for n, line in enumerate(batch, 1):
@@ -344,6 +355,44 @@ def run_batch(engine: Engine, queries: list[tuple[Any, str]], *, limit: int, lan
         sys.stdout.write(json.dumps(record) + "\n")
 
 
+def search_shards(folder: Path, query: str, config: EngineConfig, *, limit: int, languages: tuple[str, ...],
+                  path_glob: str | None, mode: str, as_json: bool) -> None:
+    from .shards.search import ShardSet
+
+    try:
+        shard_set = ShardSet.open(folder, config, on_message=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    try:
+        for problem in shard_set.problems:
+            err.print(f"[yellow]{escape(problem)}[/]")
+        result = shard_set.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
+    except EngineError as exc:
+        fail(str(exc), EXIT_ERROR)
+        return
+    finally:
+        shard_set.close()
+    for problem in result.errors:
+        err.print(f"[yellow]{escape(problem)}[/]")
+    if result.dense_skipped:
+        err.print(f"[yellow]keyword search only: {escape(result.dense_skipped)}[/]")
+    if as_json:
+        sys.stdout.write(json.dumps([h.to_json() for h in result.hits], indent=2) + "\n")
+        return
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    if not result.hits:
+        console.print(f"no results for {query!r}")
+    for rank, found in enumerate(result.hits, 1):
+        hit = found.hit
+        where = f"[magenta]{escape(found.repo)}[/]:[cyan]{escape(hit.path)}[/]:{hit.start_line}-{hit.end_line}"
+        console.print(f"[bold]{rank:>2}.[/] {where}  [bold]{escape(hit.qualified_name or f'({hit.kind})')}[/]  "
+                      f"[dim]{hit.language} {hit.score:.3f}[/]")
+        if hit.snippet:
+            console.print(f"      [dim]{escape(hit.snippet)}[/]")
+    err.print(f"[dim]searched {result.searched} shard(s) in {escape(str(folder))}[/]")
+
+
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 @click.option("--json", "as_json", is_flag=True)
@@ -408,6 +457,70 @@ def clean(path: Path) -> None:
         err.print(f"nothing to remove: {path.resolve()} has no index")
     else:
         err.print(f"removed {folder}")
+
+
+@main.group()
+def shards() -> None:
+    """Index shards: one index per repository, built on a Ray cluster, searched together (`search --shards`)."""
+
+
+@shards.command("build")
+@click.argument("repos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="The shards folder: one shard per repository and shards.json.")
+@click.option("--ray-address", default="local", envvar="CODESEARCH_RAY_ADDRESS", show_default=True,
+              help="'local' starts Ray on this machine; else a cluster's address (auto, host:port, ray://host:port).")
+@click.option("--num-cpus", type=click.IntRange(1), default=None, help="With 'local': the CPUs Ray may use.")
+@click.option("--max-actors", type=click.IntRange(1), default=None, help="At most this many embedders.")
+@click.option("--force", is_flag=True, help="Rebuild every shard, changed or not.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+@model_options
+def shards_build(repos: tuple[Path, ...], out: Path, ray_address: str, num_cpus: int | None, max_actors: int | None,
+                 force: bool, as_json: bool, model: str | None, device: str, exclude: tuple[str, ...],
+                 max_file_size: int) -> None:
+    """Build or refresh one shard per REPO in --out; unchanged repositories are skipped."""
+    try:
+        from .shards.ray_build import BuildError, RayOptions, build_shards
+    except ModuleNotFoundError as exc:
+        fail(f"{exc.name} is missing: install the scale extra (pip install 'codesearch[scale]')", EXIT_USAGE)
+        return
+    from .shards.repo_shard import BuildOptions
+    from .shards.report import describe_outcome, report_json, summarize
+
+    options = BuildOptions(model=model, exclude=exclude, max_file_size=max_file_size, force=force)
+    try:
+        report = build_shards(out, repos, options, device=device, max_actors=max_actors,
+                              ray_options=RayOptions(address=ray_address, num_cpus=num_cpus),
+                              on_outcome=lambda o: err.print(describe_outcome(o)))
+    except BuildError as exc:
+        fail(str(exc), EXIT_MODEL)
+        return
+    err.print(summarize(report))
+    if as_json:
+        sys.stdout.write(json.dumps(report_json(report), indent=2) + "\n")
+    if report.of("failed"):
+        sys.exit(EXIT_ERROR)
+
+
+@shards.command("list")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def shards_list(folder: Path, as_json: bool) -> None:
+    """What the shards folder FOLDER holds: one line per repository."""
+    from .shards.manifest import ManifestError, ShardsManifest
+
+    try:
+        manifest = ShardsManifest.read(folder)
+    except ManifestError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps([r.to_json() for r in manifest.records], indent=2) + "\n")
+        return
+    for r in manifest.records:
+        state = "ok" if r.ok else f"FAILED: {r.error}"
+        click.echo(f"{r.repo}\t{r.files} files\t{r.chunks} chunks\t{r.content_kind}:{r.content_hash[:12]}\t"
+                   f"{r.built_at}\t{state}")
 
 
 if __name__ == "__main__":

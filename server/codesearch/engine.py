@@ -41,6 +41,7 @@ from .query.related import locate_chunk, similar_hits
 from .query.rerank import DEFAULT_RERANK_K, OnnxRanker, load_ranker
 from .query.scoring import RankingWeights
 from .query.search import run_search
+from .read_gate import GateClosed, ReadGate
 from .types import Encoder, SearchHit, SearchMode, Vectors
 from .walk.walker import DEFAULT_MAX_FILE_SIZE, WalkOptions, walk
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 INDEX_SAVE_INTERVAL_S = 60.0
 PENDING_CACHE_S = 2.0
 IGNORE_FILES = frozenset({".gitignore", ".codesearchignore"})
+CLOSE_WAIT_S = 30.0  # close waits this long for searches in flight before closing under them
 MAX_QUERY_CHARS = 2000  # a query is a question or a name; longer text is cut (the encoder reads ~256 tokens)
 
 P = ParamSpec("P")
@@ -61,6 +63,10 @@ class EngineError(RuntimeError):
 
 class WorkspaceBusy(EngineError):
     """Another process holds this workspace's write lock."""
+
+
+class EngineClosed(EngineError):
+    """The engine was closed (a folder removed, settings changed) before this read began."""
 
 
 class IndexUnavailable(EngineError):
@@ -127,6 +133,20 @@ def _storage_errors(method: Callable[Concatenate[Engine, P], R]) -> Callable[Con
             if refusal is None:
                 raise
             raise IndexUnavailable(str(refusal)) from exc
+
+    return wrapper
+
+
+def _reads(method: Callable[Concatenate[Engine, P], R]) -> Callable[Concatenate[Engine, P], R]:
+    """A read that :meth:`Engine.close` waits for; one begun after close raises :class:`EngineClosed`."""
+
+    @functools.wraps(method)
+    def wrapper(self: Engine, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            with self._gate.reading():
+                return method(self, *args, **kwargs)
+        except GateClosed:
+            raise EngineClosed(f"the index of {self.root} was closed") from None
 
     return wrapper
 
@@ -201,26 +221,54 @@ class Engine:
     def __init__(self, root: Path | str, config: EngineConfig = EngineConfig(), *,
                  encoder: Encoder | None = None, index_dir: Path | None = None,
                  on_message: Callable[[str], None] | None = None) -> None:
-        self.root = workspace_root(root)
-        self.config = config
-        self.dir = index_location(self.root, index_dir)
-        self._on_message = on_message or (lambda m: log.info("%s", m))
-        self.messages: list[str] = []
-        self._damaged = False  # the database failed while in use: leave it marked for a check on next open
+        root = workspace_root(root)
+        self._locate(root, config, index_location(root, index_dir), on_message)
         self.store = self._open_store()
         self.read_only_reason = self.store.read_only_reason
         if self.read_only_reason:
             self._say(f"{self.read_only_reason}; searching the index as it is (read-only)")
-        else:
-            try:
-                self._record_workspace()
-            except IndexUnavailable:
-                self.store.close()
-                raise
+        self._init_state(encoder)
+
+    @classmethod
+    def open_read_only(cls, index_dir: Path | str, config: EngineConfig = EngineConfig(), *,
+                       encoder: Encoder | None = None, on_message: Callable[[str], None] | None = None) -> Engine:
+        """A finished index (an index shard) searched as it is: no write lock, nothing written, no file
+        created, so ``index_dir`` may be on a read-only filesystem; writes raise :class:`IndexReadOnly`.
+        ``root`` is the folder the index was built from, as recorded in it; it need not exist here."""
+        index_dir = Path(index_dir).expanduser()
+        path = index_dir / "index.db"
+        if not path.is_file():
+            raise IndexUnavailable(f"there is no index in {index_dir}")
+        try:
+            store = Store(path, read_only=True)
+        except sqlite3.Error as exc:
+            raise IndexUnavailable(str(classify_sqlite_error(exc, path))) from exc
+        except StoreError as exc:
+            raise IndexUnavailable(f"the index in {index_dir} cannot be opened: {exc}") from exc
+        engine = cls.__new__(cls)
+        engine._locate(Path(store.get_meta("root") or index_dir), config, index_dir, on_message)
+        engine.store = store
+        engine.read_only_reason = f"the index in {index_dir} was opened read-only"
+        engine._init_state(encoder)
+        engine.frozen = True
+        return engine
+
+    def _locate(self, root: Path, config: EngineConfig, index_dir: Path,
+                on_message: Callable[[str], None] | None) -> None:
+        self.root = root
+        self.config = config
+        self.dir = index_dir
+        self._on_message = on_message or (lambda m: log.info("%s", m))
+        self.messages: list[str] = []
+        self._damaged = False  # the database failed while in use: leave it marked for a check on next open
+
+    def _init_state(self, encoder: Encoder | None) -> None:
+        self.frozen = False  # opened by open_read_only: nobody writes it while it is open
         self._encoder = encoder
         self.model_problem = ""
         self._index: VectorIndex | None = None
         self._overlays: dict[str, str] = {}
+        self._gate = ReadGate()
         self._write = threading.RLock()
         self._state = threading.Lock()
         self._index_lock = threading.Lock()
@@ -231,7 +279,7 @@ class Engine:
         self._pending_cache: tuple[str, float, int] | None = None
         self._file_lock = FileLock(str(self.dir / "write.lock"))
         self._last_save = time.monotonic()
-        self.indexer = Indexer(self.root, self.store, config.walk_options())
+        self.indexer = Indexer(self.root, self.store, self.config.walk_options())
         self.weights = RankingWeights()
 
     def _say(self, message: str) -> None:
@@ -352,6 +400,7 @@ class Engine:
         except Exception:  # the error that stopped the sync is the one to report
             log.warning("could not bring the vector graph in step after a failed sync", exc_info=True)
 
+    @_reads
     @_storage_errors
     def graph_drift(self) -> tuple[set[int], set[int]]:
         """(vectors the loaded graph lacks, labels it should not have); both empty when in step."""
@@ -376,6 +425,7 @@ class Engine:
                                    "not a lock file; remove it and try again") from exc
         try:
             self.store.mark_writer(True)
+            self._record_workspace()  # only the writer: a reader of another version must not reset the index
         except BaseException:
             self._file_lock.release(force=True)
             raise
@@ -519,6 +569,7 @@ class Engine:
             self._last_save = time.monotonic()
 
     # reading ---------------------------------------------------------------------------------
+    @_reads
     @_storage_errors
     def search(self, query: str, *, limit: int = 10, languages: Iterable[str] = (),
                path_glob: str | None = None, mode: SearchMode | str = SearchMode.FUSED,
@@ -555,10 +606,10 @@ class Engine:
         return self.load_encoder()
 
     def _pending_count(self, model_key: str) -> int:
-        """Chunks without a vector; cached briefly, as every search reports it."""
+        """Chunks without a vector; cached briefly (for good when frozen), as every search reports it."""
         now = time.monotonic()
         cached = self._pending_cache
-        if cached is not None and cached[0] == model_key and now - cached[1] < PENDING_CACHE_S:
+        if cached is not None and cached[0] == model_key and (self.frozen or now - cached[1] < PENDING_CACHE_S):
             return cached[2]
         count = self.store.count_pending(model_key)
         self._pending_cache = (model_key, now, count)
@@ -577,20 +628,24 @@ class Engine:
         return self._ranker
 
     # code like a definition ----------------------------------------------------------------------
+    @_reads
     def chunk_at(self, path: str, line: int | None = None, symbol: str | None = None) -> ChunkRow | None:
         """The indexed chunk of a file (workspace-relative) at ``line`` and/or named ``symbol``."""
         return locate_chunk(self.store.file_chunks(path), line, symbol)
 
+    @_reads
     def file_chunk_texts(self, path: str) -> dict[tuple[int, int], str]:
         """(start_line, end_line) → indexed text of every chunk of one file: fuller snippets for hits."""
         return {(r.chunk.start_line, r.chunk.end_line): r.chunk.text for r in self.store.file_chunks(path)}
 
+    @_reads
     def chunk_vector(self, row: ChunkRow) -> Vectors | None:
         """The chunk's stored vector for the loaded model; None while it waits to be embedded."""
         if not self.encoder_loaded:
             raise EngineError(self.model_problem or "the model is still loading; try again in a few seconds")
         return self.store.vector(row.embed_hash, self.encoder.model_key)
 
+    @_reads
     def similar(self, vector: Vectors, k: int = 10, exclude: ChunkRow | None = None) -> list[SearchHit]:
         """Chunks nearest to a stored vector (cosine), leaving out ``exclude`` and what overlaps it."""
         if k < 1:
@@ -606,6 +661,7 @@ class Engine:
         if self._index is not None and self._encoder is not None:
             follow_all(self.store, self._encoder.model_key, self._index)
 
+    @_reads
     @_storage_errors
     def status(self) -> EngineStatus:
         key = self._encoder.model_key if self._encoder else (self.store.get_meta("model_key") or "")
@@ -633,6 +689,8 @@ class Engine:
 
     @_storage_errors
     def close(self) -> None:
+        if not self._gate.close(CLOSE_WAIT_S):
+            log.warning("closing the index of %s while a search still runs after %.0f s", self.root, CLOSE_WAIT_S)
         with self._write:
             try:
                 self.save()
@@ -642,5 +700,7 @@ class Engine:
 
     def clean(self) -> None:
         """Close and delete this workspace's index folder entirely."""
+        if self.frozen:
+            raise IndexReadOnly(f"{self.read_only_reason}: it is not deleted")
         self.close()
         remove_index(self.root, self.dir)

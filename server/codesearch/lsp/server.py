@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from .protocol import (
     uri_to_path,
 )
 from .settings import Settings, parse_settings
+from .shard_mount import Origin, ShardMount
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class CodesearchLanguageServer(LanguageServer):
         self.filters: dict[Path, PathFilter] = {}
         self.watch_mode = "none"  # client | watchdog | none
         self.initial_folders: list[Path] = []
+        self.shard_mount = ShardMount()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.index_progress = ProgressReporter(self, self._spawn)
         self._last_status: dict[str, Any] | None = None
@@ -213,7 +216,8 @@ class CodesearchLanguageServer(LanguageServer):
 
     def status_report(self) -> dict[str, Any]:
         return {**self.status_params(), "version": __version__, "watching": self.watch_mode,
-                "settings": self.settings.to_json(), "folders": [s.to_json() for s in self.snapshots()]}
+                "settings": self.settings.to_json(), "folders": [s.to_json() for s in self.snapshots()],
+                "shards": self.shard_mount.to_json()}
 
     # folders -------------------------------------------------------------------------------------------
     def folder_for(self, path: Path) -> FolderIndexer | None:
@@ -308,6 +312,13 @@ class CodesearchLanguageServer(LanguageServer):
             self.add_folder(root)
         self.schedule_status()
 
+    async def mount_shards(self) -> None:
+        """Mount the ``shards`` setting's folder read-only (in a thread: it loads the model)."""
+        notes = await asyncio.to_thread(self.shard_mount.mount, self.settings.shards, self.settings.engine_config(),
+                                        lambda m: log.info("%s", m))
+        for note in notes:
+            self.log_to_client(note)
+
     def stop_all(self) -> None:
         """Stop watchers and folder workers (saving indexes, releasing locks); idempotent, any thread."""
         with self._stop_lock:
@@ -323,20 +334,24 @@ class CodesearchLanguageServer(LanguageServer):
             t.start()
         for t in threads:
             t.join(30)
+        self.shard_mount.close()
 
     # searching --------------------------------------------------------------------------------------
     async def search(self, query: str, limit: int, languages: Sequence[str], path_glob: str | None,
-                     folder: str | None = None) -> tuple[list[tuple[Path, SearchHit]], bool]:
-        """Every folder (or one, or a folder inside one) searched in parallel, merged on score."""
+                     folder: str | None = None) -> tuple[list[tuple[Origin, SearchHit]], bool]:
+        """Every folder (or one, or a folder inside one) and the mounted shards searched in parallel, merged
+        on score."""
         targets, path_glob = self._targets(folder, path_glob)
-        if not targets:
-            return [], False
 
         def one(f: FolderIndexer) -> SearchResult:
             return f.search(query, limit, languages, path_glob)
 
-        results = await asyncio.gather(*(asyncio.to_thread(one, f) for f in targets))
-        hits = merge_hits(((f.root, r.hits) for f, r in zip(targets, results, strict=True)), limit)
+        shard_hits = asyncio.to_thread(self.shard_mount.search, query, limit, languages, path_glob) \
+            if folder is None else asyncio.sleep(0, [])
+        results, from_shards = await asyncio.gather(asyncio.gather(*(asyncio.to_thread(one, f) for f in targets)),
+                                                    shard_hits)
+        groups = [(Origin(f.root), r.hits) for f, r in zip(targets, results, strict=True)]
+        hits = merge_hits([*groups, *from_shards], limit)
         indexing = any(f.indexing or (r.pending > 0 and not f.paused) for f, r in zip(targets, results, strict=True))
         return hits, indexing
 
@@ -403,6 +418,8 @@ async def initialized(ls: CodesearchLanguageServer, params: types.InitializedPar
         ls.log_to_client("codesearch-ls: no workspace folder was given; nothing to index", types.MessageType.Warning)
     if ls.watch_mode != "watchdog":
         ls._spawn(ls.register_client_watching())  # indexing never waits for the reply
+    if ls.settings.shards is not None:
+        ls._spawn(ls.mount_shards())
     ls.schedule_status()
     _watch_parent(ls)
 
@@ -421,7 +438,11 @@ async def did_change_configuration(ls: CodesearchLanguageServer, params: types.D
         ls.log_to_client(f"codesearch-ls: {warning}", types.MessageType.Warning)
     if settings == ls.settings:
         return
-    ls.settings = settings
+    old, ls.settings = ls.settings, settings
+    if settings.shards != old.shards or settings.engine_config() != old.engine_config():
+        await ls.mount_shards()
+    if replace(settings, shards=old.shards) == old:
+        return  # only the shards folder changed
     ls.log_to_client(f"codesearch-ls: settings changed ({settings.to_json()}); re-indexing")
     await ls.restart_folders()
 
@@ -485,7 +506,13 @@ def progress_cancel(ls: CodesearchLanguageServer, params: types.WorkDoneProgress
 @_guard(SEARCH_METHOD)
 async def search(ls: CodesearchLanguageServer, params: SearchParams) -> dict[str, Any]:
     hits, indexing = await ls.search(params.query, params.limit, params.languages, params.path_glob, params.folder)
-    return {"results": [hit_json(root, hit) for root, hit in hits], "indexing": indexing}
+    return {"results": [origin_json(origin, hit) for origin, hit in hits], "indexing": indexing}
+
+
+def origin_json(origin: Origin, hit: SearchHit) -> dict[str, Any]:
+    """A hit's JSON; a shard's hit also names its repository."""
+    found = hit_json(origin.root, hit)
+    return {**found, "repo": origin.repo} if origin.repo is not None else found
 
 
 @_guard(types.WORKSPACE_SYMBOL)
@@ -495,7 +522,7 @@ async def workspace_symbol(ls: CodesearchLanguageServer,
     if not query:
         return []
     hits, _ = await ls.search(query, SYMBOL_LIMIT, (), None)
-    return [hit_symbol(root, hit) for root, hit in hits]
+    return [hit_symbol(origin.root, hit) for origin, hit in hits]
 
 
 @_guard(CMD_REINDEX)

@@ -1,7 +1,7 @@
 """The settings object shared with the editor extensions, defined once.
 
 ``{"model": str|null, "device": "auto"|"cpu"|"cuda", "exclude": [globs], "maxFileSize": int,
-"ranker": str|null, "rerankK": int}``,
+"ranker": str|null, "rerankK": int, "shards": str|null}``,
 given as ``initializationOptions`` directly and in ``workspace/didChangeConfiguration`` under
 ``settings.codesearch`` (a flat object is accepted too).  A missing key keeps its current value
 (the default at start), ``null`` sets the default, a bad value is reported and ignored, never fatal.
@@ -37,6 +37,7 @@ class Settings:
     max_file_size: int = _ENGINE.max_file_size
     ranker: str | None = _ENGINE.ranker
     rerank_k: int = _ENGINE.rerank_k
+    shards: str | None = None  # a shards folder (`codesearch shards build`), searched read-only with the folders
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(model=self.model, device=self.device, exclude=self.exclude,
@@ -131,6 +132,12 @@ SPECS: tuple[SettingSpec, ...] = (
         "How many of the top results the ranker re-orders (only with `ranker`).",
         lambda v: _whole_number(v, MIN_RERANK_K, MAX_RERANK_K),
         f"a whole number from {MIN_RERANK_K} to {MAX_RERANK_K}"),
+    SettingSpec(
+        "shards", "shards", {"type": ["string", "null"]},
+        "A shards folder written by `codesearch shards build` (one index per repository), mounted read-only and "
+        "searched with the workspace folders; its results name their repository (see docs/scale-out.md). "
+        "`null` mounts none. Changing it re-indexes nothing.",
+        _optional_text, "a folder path or null"),
 )
 KEYS = tuple(spec.key for spec in SPECS)
 

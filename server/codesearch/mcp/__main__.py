@@ -10,8 +10,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from .. import __version__
+
+if TYPE_CHECKING:
+    from ..engine import EngineConfig
+    from ..shards.search import ShardSet
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -28,6 +33,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                         help="paths to leave out, gitignore-style (repeatable)")
     parser.add_argument("--no-watch", action="store_true", help="do not watch the roots for file changes")
+    parser.add_argument("--shards", type=Path, default=None, metavar="DIR",
+                        help="a folder built by `codesearch shards build`: its repositories are searched with the "
+                             "roots, read-only (hits name their repo)")
     parser.add_argument("--log-level", default=os.environ.get("CODESEARCH_MCP_LOG_LEVEL", "WARNING"),
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                         help="log level of the server's log on stderr (default WARNING)")
@@ -51,6 +59,20 @@ def setup_logging(level: str, log_file: str | None) -> None:
     logging.getLogger("mcp").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
 
 
+def open_shards(folder: Path, config: EngineConfig) -> ShardSet:
+    from ..engine import EngineError
+    from ..shards.search import ShardSet
+
+    log = logging.getLogger("codesearch.mcp")
+    try:
+        shards = ShardSet.open(folder, config, on_message=log.info)
+    except EngineError as exc:
+        raise SystemExit(f"codesearch-mcp: --shards {folder}: {exc}") from exc
+    for problem in shards.problems:
+        log.warning("shards: %s", problem)
+    return shards
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds the server so that indexes are saved and locks released
 
@@ -63,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .workspace import Workspace
 
     config = EngineConfig(model=args.model, device=args.device, exclude=tuple(args.exclude))
-    workspace = Workspace(args.paths, config, watch=not args.no_watch)
+    shards = open_shards(args.shards, config) if args.shards else None
+    workspace = Workspace(args.paths, config, watch=not args.no_watch, shards=shards)
     signal.signal(signal.SIGTERM, _terminate)
     workspace.start()
     try:
@@ -73,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second request to end ends at once
         workspace.stop()
+        if shards is not None:
+            shards.close()
     return 0
 
 

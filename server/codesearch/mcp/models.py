@@ -24,6 +24,7 @@ class Hit(BaseModel):
                                   "definition); the snippet is from it")
     match_end_line: int = Field(description="last line of the part that matched, inclusive")
     root: str | None = Field(default=None, description="the root folder, when the server has several")
+    repo: str | None = Field(default=None, description="the repository, for a hit from a mounted shards folder")
 
 
 class SearchOutput(BaseModel):

@@ -61,14 +61,20 @@ def _run(fn: Callable[..., T], *args: Any) -> T:
 
 def hit_model(item: RootHit, snippet: str, multi_root: bool) -> Hit:
     data: dict[str, Any] = {**item.hit.to_json(), "snippet": snippet}
-    if multi_root:
+    if multi_root or item.repo:
         data["root"] = str(item.root)
+    if item.repo:
+        data["repo"] = item.repo
     return Hit.model_validate(data)
 
 
 def hit_header(item: RootHit, multi_root: bool) -> str:
     hit = item.hit
-    path = str(item.root / hit.path) if multi_root else hit.path
+    path = hit.path
+    if item.repo:
+        path = f"{item.repo}:{hit.path}"
+    elif multi_root:
+        path = str(item.root / hit.path)
     name = hit.qualified_name or "-"
     return f"{path}:{hit.start_line}-{hit.end_line} {name} [{hit.kind}] {hit.score:.2f}"
 

@@ -23,6 +23,7 @@ from ..query.merge import merge_hits
 from ..query.related import chunk_hit
 from ..service.folder import FolderIndexer, FolderSnapshot, FolderState
 from ..service.watcher import FolderWatcher
+from ..shards.search import ShardSet
 from ..types import Encoder, SearchHit
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,16 @@ class RootHit:
     root: Path
     hit: SearchHit
     text: str  # the chunk's indexed text ("" if it changed since): the snippet is cut from it
+    repo: str = ""  # set for a hit from a mounted shard (``--shards``): the repository it belongs to
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where hits come from: a root's engine, or a mounted shard's (``repo`` set)."""
+
+    root: Path
+    engine: Engine | None
+    repo: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,9 +73,10 @@ def parse_languages(language: str | None) -> list[str]:
 
 class Workspace:
     def __init__(self, roots: Sequence[Path], config: EngineConfig, *, watch: bool = True,
-                 encoder: Encoder | None = None) -> None:
+                 encoder: Encoder | None = None, shards: ShardSet | None = None) -> None:
         unique = list(dict.fromkeys(Path(r).expanduser().resolve() for r in roots))
         self.config = config
+        self.shards = shards  # other repositories, mounted read-only and searched with the roots
         self.folders = [FolderIndexer(root, config, self, encoder=encoder) for root in unique]
         self.watch = watch
         self.watchers: list[FolderWatcher] = []
@@ -154,15 +166,26 @@ class Workspace:
         if targets is None:
             return Found([], False, notes)
         languages = parse_languages(language)
-        per_root: list[tuple[Path, Sequence[SearchHit]]] = []
+        per_source: list[tuple[_Source, Sequence[SearchHit]]] = []
         indexing = False
         for folder in targets:
             result = folder.search(query, k, languages, glob)
-            per_root.append((folder.root, result.hits))
+            per_source.append((_Source(folder.root, folder.engine), result.hits))
             indexing = indexing or folder.indexing or (result.pending > 0 and not folder.paused)
             notes.extend(self._search_notes(folder, result.pending, result.dense_skipped))
-        hits = self._with_texts(merge_hits(per_root, k))
-        return Found(hits, indexing, notes)
+        if self.shards is not None and not (path or "").strip():
+            per_source.extend(self._search_shards(query, k, languages, glob, notes))
+        return Found(self._with_texts(merge_hits(per_source, k)), indexing, notes)
+
+    def _search_shards(self, query: str, k: int, languages: Sequence[str], glob: str | None,
+                       notes: list[str]) -> list[tuple[_Source, Sequence[SearchHit]]]:
+        assert self.shards is not None
+        result = self.shards.search(query, limit=k, languages=languages, path_glob=glob)
+        notes.extend(f"shard left out: {error}" for error in result.errors)
+        if result.dense_skipped:
+            notes.append(f"shards searched by keywords only: {result.dense_skipped}")
+        engines = {s.record.repo: s.engine for s in self.shards.shards}
+        return [(_Source(h.root, engines.get(h.repo), h.repo), [h.hit]) for h in result.hits]
 
     def _scope(self, glob: str | None, path: str | None) -> tuple[list[FolderIndexer] | None, str | None, list[str]]:
         """Which roots to search and the glob that keeps a search below ``path``; None: nothing can match."""
@@ -190,21 +213,18 @@ class Workspace:
                          "may be missing")
         return notes
 
-    def _with_texts(self, hits: list[tuple[Path, SearchHit]]) -> list[RootHit]:
+    @staticmethod
+    def _with_texts(hits: list[tuple[_Source, SearchHit]]) -> list[RootHit]:
         """Each hit with its chunk's indexed text, read once per file."""
-        texts: dict[tuple[Path, str], dict[tuple[int, int], str]] = {}
+        texts: dict[tuple[Path, str, str], dict[tuple[int, int], str]] = {}
         out = []
-        for root, hit in hits:
-            key = (root, hit.path)
+        for source, hit in hits:
+            key = (source.root, source.repo, hit.path)
             if key not in texts:
-                engine = self._engine_of(root)
-                texts[key] = engine.file_chunk_texts(hit.path) if engine is not None else {}
+                texts[key] = source.engine.file_chunk_texts(hit.path) if source.engine is not None else {}
             span = (hit.match_start_line or hit.start_line, hit.match_end_line or hit.end_line)
-            out.append(RootHit(root, hit, texts[key].get(span, "")))
+            out.append(RootHit(source.root, hit, texts[key].get(span, ""), source.repo))
         return out
-
-    def _engine_of(self, root: Path) -> Engine | None:
-        return next((f.engine for f in self.folders if f.root == root), None)
 
     # related code ------------------------------------------------------------------------------------
     def related(self, path: str, line: int | None = None, symbol: str | None = None, k: int = 10) -> Related:
@@ -223,15 +243,16 @@ class Workspace:
             pending = engine.status().pending
             raise EngineError(f"{rel}:{row.chunk.start_line}-{row.chunk.end_line} is not embedded yet "
                               f"({pending} chunks still waiting); try again shortly, or use search meanwhile")
-        per_root: list[tuple[Path, Sequence[SearchHit]]] = []
+        per_source: list[tuple[_Source, Sequence[SearchHit]]] = []
         notes: list[str] = []
         for other in self.folders:
             if other.engine is None or not other.engine.encoder_loaded:
                 notes.append(f"{other.root} left out: its index or model is not ready yet")
                 continue
-            per_root.append((other.root, other.engine.similar(vector, k, row if other is folder else None)))
+            per_source.append((_Source(other.root, other.engine),
+                               other.engine.similar(vector, k, row if other is folder else None)))
         source = RootHit(folder.root, chunk_hit(row, 1.0), row.chunk.text)
-        return Related(source, self._with_texts(merge_hits(per_root, k)), notes)
+        return Related(source, self._with_texts(merge_hits(per_source, k)), notes)
 
     @staticmethod
     def _open_engine(folder: FolderIndexer) -> Engine:

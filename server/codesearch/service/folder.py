@@ -25,7 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from ..engine import Engine, EngineConfig, EngineError, IndexUnavailable, SearchResult, WorkspaceBusy
+from ..engine import Engine, EngineClosed, EngineConfig, EngineError, IndexUnavailable, SearchResult, WorkspaceBusy
 from ..index.indexer import Phase, Progress
 from ..types import Encoder
 from .watcher import Batch, Coalescer, FolderWatcher
@@ -248,7 +248,10 @@ class FolderIndexer:
         engine = self.engine
         if engine is None:
             return SearchResult([], 0, False, False)
-        return engine.search(query, limit=limit, languages=languages, path_glob=path_glob, load_model=False)
+        try:
+            return engine.search(query, limit=limit, languages=languages, path_glob=path_glob, load_model=False)
+        except EngineClosed:  # the folder was removed or is being replaced with new settings
+            return SearchResult([], 0, False, False)
 
     # the worker ------------------------------------------------------------------------------------
     def _say(self, message: str, error: bool = False) -> None:
