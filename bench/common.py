@@ -271,9 +271,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "{:.
             return fmt.format(v)
         return "–" if v is None else str(v)
 
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join([table_head(headers), *(table_row([cell(v) for v in row]) for row in rows)])
+
+
+def table_head(headers: Sequence[str]) -> str:
+    """The header of :func:`table`, for scripts that print rows as they come."""
+    return "| " + " | ".join(headers) + " |\n|" + "|".join("---" for _ in headers) + "|"
+
+
+def table_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "/") for c in cells) + " |"
 
 
 class Stopwatch:
