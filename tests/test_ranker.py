@@ -400,6 +400,25 @@ def test_resume_after_a_crash_goes_on_as_if_uninterrupted(trained: dict[str, Pat
     assert np.allclose(a, b, atol=1e-5), (a, b)
 
 
+@pytest.mark.parametrize("stop", [4, 6])  # mid-epoch, and exactly at the end of the first epoch
+def test_a_run_stopped_by_max_steps_resumes_where_it_stopped(trained: dict[str, Path], tmp_path: Path,
+                                                            stop: int) -> None:
+    torch = pytest.importorskip("torch")
+    from codesearch_trainer.ranker_train import train_ranker
+    from codesearch_trainer.train import STATE_FILE
+
+    pairs = make_pairs(tmp_path / "pairs24.jsonl", 24)  # 6 steps per epoch
+    out = tmp_path / "run"
+    first = train_ranker(_small_run_config(trained, out, pairs, epochs=2, max_steps=stop))
+    state = torch.load(out / f"step-{stop}" / STATE_FILE, map_location="cpu", weights_only=False)
+    assert (state["epoch"], state["batches_done"]) == (0, stop)
+    assert [h["epoch"] for h in first.history] == [1]
+    resumed = train_ranker(_small_run_config(trained, out, pairs, epochs=2, eval_every=3, resume=str(out)))
+    assert resumed.steps == 12
+    assert [(h["step"], h["epoch"]) for h in resumed.history] == [(s, 1 + (s > 6)) for s in (6, 9, 12) if s > stop]
+    assert sorted(_train_losses(out)) == list(range(1, 13))
+
+
 def test_resume_keeps_the_best_checkpoint_chosen_before_it(trained: dict[str, Path], tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """Dev MRRs scripted 0.9, 0.5 (first run), 0.7 (resumed): best stays the step-2 weights."""

@@ -422,14 +422,15 @@ class RankerTrainer:
 
     def run(self) -> None:
         """Train up to ``plan.total_steps``, checkpointing every ``eval_every`` steps, at the end of
-        each full epoch, and at the end unless the last step was just saved."""
+        each full epoch, and at the end, each step saved once. A checkpoint records the epoch its
+        last step belongs to, so that a run stopped by ``--max-steps`` resumes where it stopped."""
         self.model.train()
         for epoch in range(self.start.epoch, self.cfg.epochs):
-            self.epoch = epoch
             if self.step >= self.plan.total_steps:
                 break
+            self.epoch = epoch
             self._run_epoch(epoch, self.start.batches_done if epoch == self.start.epoch else 0)
-            if self.step < self.plan.total_steps:  # end of a full epoch
+            if self.step < self.plan.total_steps and not self.checkpoints.holds(self.step):  # end of an epoch
                 self.checkpoint(epoch, self.done_in_epoch)
                 self.model.train()
         if not self.checkpoints.holds(self.step):
