@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 
 from ..types import Encoder
-from .encoder import OnnxEncoder, ProviderError, default_threads
+from .encoder import OnnxEncoder, ProviderError
 from .manifest import ModelManifest
 from .model_specs import DEFAULT_MODEL, ModelError, resolve_model
 
@@ -55,7 +55,7 @@ def forget_loaded() -> None:
 def _onnx(model: str | None, device: str, on_status: Callable[[str], None] | None) -> Encoder:
     try:
         folder = resolve_model(model, on_status)
-        return OnnxEncoder(folder, ModelManifest.read(folder), device=device, threads=default_threads())
+        return OnnxEncoder(folder, ModelManifest.read(folder), device=device)
     except (ModelError, ProviderError, ValueError, OSError) as exc:
         raise EncoderLoadError(str(exc)) from exc
 

@@ -12,7 +12,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..chunk.chunker import chunk_file
+from ..embed.pipeline import EmbeddingPipeline, staged
 from ..languages import detect_language
 from ..types import Encoder
 from ..walk.walker import IgnoreRules, SourceFile, WalkOptions, inspect_file, read_text, walk
@@ -85,6 +86,7 @@ class EmbedReport:
     reused: int = 0
     elapsed_s: float = 0.0
     cancelled: bool = False
+    stages: dict[str, float] = field(default_factory=dict)  # busy seconds per stage, see embed.pipeline
 
 
 @lru_cache(maxsize=1)
@@ -106,6 +108,65 @@ def chunker_fingerprint() -> str:
             version = "missing"
         digest.update(f"{name}={version}".encode())
     return digest.hexdigest()
+
+
+class RateMeter:
+    """Chunks per second over the last 30 seconds (since the start until then)."""
+
+    def __init__(self, start: float, window_s: float = 30.0) -> None:
+        self.start = start
+        self.window_s = window_s
+        self.done = 0
+        self.recent: list[tuple[float, int]] = []
+
+    def update(self, n: int) -> float:
+        now = time.monotonic()
+        self.done += n
+        self.recent.append((now, n))
+        self.recent = [(t, k) for t, k in self.recent if now - t < self.window_s]
+        if len(self.recent) > 1:
+            return sum(k for _, k in self.recent[1:]) / max(now - self.recent[0][0], 1e-3)
+        return self.done / max(now - self.start, 1e-3)
+
+
+class VectorWriter:
+    """Stores vectors and adds them to the graph in batches: every ``max_vectors`` or ``max_age_s``."""
+
+    def __init__(self, store: Store, index: VectorIndex, model_key: str, max_vectors: int = 4096,
+                 max_age_s: float = 2.0) -> None:
+        self.store = store
+        self.index = index
+        self.model_key = model_key
+        self.max_vectors = max_vectors
+        self.max_age_s = max_age_s
+        self._hashes: list[str] = []
+        self._vectors: list[np.ndarray] = []
+        self._since = time.monotonic()
+        self.store_s = 0.0
+        self.hnsw_s = 0.0
+
+    def add(self, hashes: list[str], vectors: np.ndarray) -> bool:
+        """Buffer one batch; True if this flushed the buffer."""
+        self._hashes.extend(hashes)
+        self._vectors.append(vectors)
+        if len(self._hashes) >= self.max_vectors or time.monotonic() - self._since >= self.max_age_s:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        self._since = time.monotonic()
+        if not self._hashes:
+            return
+        hashes, vectors = self._hashes, np.concatenate(self._vectors)
+        self._hashes, self._vectors = [], []
+        clock = time.perf_counter()
+        self.store.put_vectors(self.model_key, hashes, vectors)
+        self.store_s += time.perf_counter() - clock
+        clock = time.perf_counter()
+        for ids, vecs in self.store.embedded_chunks(self.model_key, hashes=hashes):
+            self.index.add(ids, vecs)
+        self.hnsw_s += time.perf_counter() - clock
 
 
 class Indexer:
@@ -205,46 +266,44 @@ class Indexer:
     def embed_pending(self, encoder: Encoder, index: VectorIndex, cancel: threading.Event | None = None,
                       progress: ProgressCallback | None = None, batch_size: int = 64,
                       on_batch: Callable[[], None] | None = None) -> EmbedReport:
-        """Embed every chunk text lacking a vector for this model; add all to the HNSW index."""
+        """Embed every chunk text lacking a vector for this model; add all to the HNSW index.
+
+        The texts go through the embedding pipeline (tokenised ahead, several workers, newest files
+        first); vectors reach the store and the graph in batches (``on_batch`` runs after each).
+        """
         report = EmbedReport()
         start = time.monotonic()
         model_key = encoder.model_key
         files, chunks, _ = self.store.counts(model_key)
-        to_embed = self.store.count_pending(model_key)
-        recent: list[tuple[float, int]] = []
-        done = 0
-        queue: list[tuple[str, str]] = []
-        while True:
-            if cancel is not None and cancel.is_set():
-                report.cancelled = True
-                break
-            if not queue:
-                # One scan of the store fetches many batches' worth, newest files first.
-                queue = self.store.pending_embeddings(model_key, batch_size * 32)
-                queue.reverse()
-            if not queue:
-                break
-            pending = [queue.pop() for _ in range(min(batch_size, len(queue)))]
-            hashes = [h for h, _ in pending]
-            vectors = encoder.encode_documents([t for _, t in pending])
-            self.store.put_vectors(model_key, hashes, vectors)
-            for ids, vecs in self.store.embedded_chunks(model_key, hashes=hashes):
-                index.add(ids, vecs)
-            done += len(pending)
-            report.embedded += len(pending)
-            now = time.monotonic()
-            recent.append((now, len(pending)))
-            recent = [(t, n) for t, n in recent if now - t < 30.0]
-            window = max(now - recent[0][0], 1e-3) if len(recent) > 1 else max(now - start, 1e-3)
-            rate = sum(n for _, n in recent[1:]) / window if len(recent) > 1 else done / window
-            if progress:
-                left = max(to_embed - done, 0)
-                progress(Progress(Phase.EMBED, files_done=files, files_total=files, chunks=chunks, embedded=done,
-                                  to_embed=to_embed, rate=rate, eta_s=left / rate if rate > 0 else None))
-            if on_batch:
-                on_batch()
+        hashes = self.store.pending_hashes(model_key)
+        meter = RateMeter(start)
+        writer = VectorWriter(self.store, index, model_key)
+        pipeline = EmbeddingPipeline(staged(encoder, batch_size), self._texts_of(hashes), cancel=cancel)
+        try:
+            for keys, vectors in pipeline:
+                report.embedded += len(keys)
+                if writer.add(keys, vectors) and on_batch:
+                    on_batch()
+                if progress:
+                    rate = meter.update(len(keys))
+                    left = max(len(hashes) - report.embedded, 0)
+                    progress(Progress(Phase.EMBED, files_done=files, files_total=files, chunks=chunks,
+                                      embedded=report.embedded, to_embed=len(hashes), rate=rate,
+                                      eta_s=left / rate if rate > 0 else None))
+        finally:
+            pipeline.close()
+            writer.flush()
+        report.cancelled = cancel is not None and cancel.is_set()
         report.elapsed_s = time.monotonic() - start
+        report.stages = {**pipeline.stats.as_dict(), "store_s": writer.store_s, "hnsw_s": writer.hnsw_s}
         return report
+
+    def _texts_of(self, hashes: list[str], page: int = 512) -> Iterator[tuple[str, str]]:
+        """(hash, text) in the given order, read a page at a time; hashes no chunk has any more are left out."""
+        for start in range(0, len(hashes), page):
+            part = hashes[start:start + page]
+            texts = self.store.texts_for(part)
+            yield from ((h, texts[h]) for h in part if h in texts)
 
     def reconcile_index(self, encoder_key: str, index: VectorIndex) -> tuple[int, int]:
         """Make the HNSW labels equal the chunks that have vectors: (added, removed)."""

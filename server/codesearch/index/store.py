@@ -279,15 +279,27 @@ class Store:
         return [r[0] for r in self.read.execute("SELECT path FROM files WHERE parse_failed=1 ORDER BY path")]
 
     # vectors -------------------------------------------------------------------------------
-    def pending_embeddings(self, model_key: str, limit: int) -> list[tuple[str, str]]:
-        """(embed_hash, text to embed) lacking a vector, most recently modified files first."""
-        rows = self.db.execute(
-            "SELECT c.embed_hash, c.container, c.symbol, c.text, max(c.mtime_ns) AS m FROM chunks c "
+    def pending_hashes(self, model_key: str) -> list[str]:
+        """Every embed hash lacking a vector for this model, most recently modified files first."""
+        rows = self.read.execute(
+            "SELECT c.embed_hash, max(c.mtime_ns) AS m FROM chunks c "
             "LEFT JOIN vectors v ON v.embed_hash=c.embed_hash AND v.model_key=? "
-            "WHERE v.embed_hash IS NULL GROUP BY c.embed_hash ORDER BY m DESC LIMIT ?",
-            (model_key, limit),
+            "WHERE v.embed_hash IS NULL GROUP BY c.embed_hash ORDER BY m DESC",
+            (model_key,),
         ).fetchall()
-        return [(r[0], _embed_text(r[1], r[2], r[3])) for r in rows]
+        return [r[0] for r in rows]
+
+    def texts_for(self, hashes: Sequence[str]) -> dict[str, str]:
+        """The text to embed for each of these hashes that a chunk still has."""
+        out: dict[str, str] = {}
+        for start in range(0, len(hashes), 500):
+            part = list(hashes[start:start + 500])
+            marks = ",".join("?" * len(part))
+            for h, container, symbol, text in self.read.execute(
+                f"SELECT embed_hash, container, symbol, text FROM chunks WHERE embed_hash IN ({marks})", part,
+            ):
+                out.setdefault(h, _embed_text(container, symbol, text))
+        return out
 
     def count_pending(self, model_key: str) -> int:
         return int(self.read.execute(
