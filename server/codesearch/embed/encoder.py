@@ -169,6 +169,12 @@ class OnnxEncoder(OnnxModel):
         self._tokenizer.enable_truncation(manifest.max_length)
         self._pool = SessionPool(self._session, self.layout, self._another_session)
 
+    @property
+    def provider_reason(self) -> str:
+        if self.precision == self.manifest.precision:
+            return self._choice.reason
+        return f"{self._choice.reason}; {self.precision} copy, parity-checked"
+
     def _another_session(self) -> Any:
         return create_session(self.onnx_path, self.provider_device, self.layout.threads, self._choice)[0]
 
