@@ -1,4 +1,4 @@
-"""The ``codesearch`` command line: index, search, status, clean."""
+"""The ``codesearch`` command line: index, search, status, stop, clean."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 from contextlib import AbstractContextManager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -19,7 +19,9 @@ from . import __version__
 from .engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
 from .index.indexer import EmbedReport, Phase, SyncReport
 from .index.indexer import Progress as IndexProgress
+from .paths import workspace_dir
 from .query.rerank import DEFAULT_RERANK_K
+from .service import background
 from .walk.walker import DEFAULT_MAX_FILE_SIZE
 
 EXIT_ERROR = 1
@@ -109,14 +111,21 @@ def writer(engine: Engine, wait: bool) -> AbstractContextManager[None]:
         "[yellow]another codesearch process is indexing this workspace; waiting for it…[/]"))
 
 
-def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool = True
-               ) -> tuple[SyncReport, EmbedReport | None]:
+def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool = True,
+               announce: bool = False) -> tuple[SyncReport, EmbedReport | None]:
+    """Sync, then embed; ``announce`` says when the lexical index is complete (searchable now)."""
     try:
         with writer(engine, wait), ProgressView(show_progress) as view:
+            clock = time.monotonic()
             sync = engine.sync(progress=view)
-            if engine.status().files == 0:
+            status = engine.status()
+            if status.files == 0:
                 fail(f"no indexable files under {engine.root} (check .gitignore, .codesearchignore and "
                      "--exclude)", EXIT_NO_FILES)
+            if announce:
+                todo = f"embedding {status.pending} chunks…" if status.pending and embed else "nothing to embed"
+                err.print(f"searchable now: {status.files} files, {status.chunks} chunks in the lexical index "
+                          f"({time.monotonic() - clock:.1f}s); {todo}")
             if not embed:
                 return sync, None
             try:
@@ -125,10 +134,17 @@ def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool =
                 fail(str(exc), EXIT_MODEL)
                 raise
     except WorkspaceBusy:
-        fail("another codesearch process (an editor's language server, or another `codesearch index`) "
-             "is keeping this index up to date; `codesearch search` reads it as it is, or pass --wait",
-             EXIT_BUSY)
+        fail(busy_message(engine) + "; `codesearch search` reads the index as it is, or pass --wait", EXIT_BUSY)
         raise
+
+
+def busy_message(engine: Engine) -> str:
+    found = background.inspect(engine.dir)
+    if found.running and found.state is not None:
+        return (f"the background indexer ({found.state.describe()}) is indexing this workspace: "
+                "`codesearch stop` ends it")
+    return ("another codesearch process (an editor's language server, or another `codesearch index`) "
+            "is keeping this index up to date")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -150,7 +166,7 @@ def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], 
     """Index PATH (default: the current folder) and embed every chunk."""
     engine = open_engine(path, model, device, exclude, max_file_size)
     start = time.monotonic()
-    sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait)
+    sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait, announce=True)
     status = engine.status()
     engine.close()
     elapsed = time.monotonic() - start
@@ -192,7 +208,9 @@ def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
 @click.option("--lang", "languages", multiple=True, help="Only these languages (repeatable).")
 @click.option("--glob", "path_glob", default=None, help="Only paths matching this glob, e.g. 'src/**/*.py'.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of results.")
-@click.option("--no-wait", is_flag=True, help="Answer at once from what is indexed; don't embed first.")
+@click.option("--wait", is_flag=True,
+              help="Index and embed everything first (blocking), then answer.")
+@click.option("--no-wait", is_flag=True, hidden=True, help="The default: answer at once from what is ready.")
 @click.option("--batch", "batch", type=click.File("r"), default=None,
               help="JSON lines of {id, query}; writes one JSON line of {id, results} per query.")
 @click.option("--mode", type=click.Choice(["fused", "dense", "lexical"]), default="fused", hidden=True)
@@ -202,56 +220,93 @@ def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
               help="How many of the top results the ranker re-orders.")
 @model_options
 def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...], path_glob: str | None,
-           as_json: bool, no_wait: bool, batch: TextIO | None, mode: str, ranker: str | None, rerank_k: int,
-           model: str | None, device: str, exclude: tuple[str, ...], max_file_size: int) -> None:
-    """Search the workspace at --path for QUERY, in plain English or by symbol name."""
+           as_json: bool, wait: bool, no_wait: bool, batch: TextIO | None, mode: str, ranker: str | None,
+           rerank_k: int, model: str | None, device: str, exclude: tuple[str, ...], max_file_size: int) -> None:
+    """Search the workspace at --path for QUERY, in plain English or by symbol name.
+
+    Answers at once from what is indexed (keywords, and the chunks embedded so far) and leaves a
+    background indexer embedding the rest; --wait indexes everything first.
+    """
+    if wait and no_wait:
+        fail("--wait and --no-wait contradict each other", EXIT_USAGE)
+    queries = read_batch(batch) if batch is not None else []
     if batch is None and (query is None or not query.strip()):
         fail("the query is empty: pass a QUERY, or --batch FILE", EXIT_USAGE)
-    queries: list[tuple[Any, str]] = []
-    if batch is not None:
-        for n, line in enumerate(batch, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                queries.append((item["id"], str(item["query"])))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                fail(f"{batch.name}:{n}: expected a JSON object with 'id' and 'query'", EXIT_USAGE)
     engine = open_engine(path, model, device, exclude, max_file_size, ranker=ranker, rerank_k=rerank_k)
+    quick: background.QuickSync | None = None
     try:
-        try:
-            with engine.writing():
-                run_update(engine, embed=not no_wait and mode != "lexical", show_progress=not as_json)
-        except WorkspaceBusy:
-            err.print("[yellow]another codesearch process is indexing this workspace; answering from "
-                      "what it has stored so far[/]")
+        if wait:
+            try:
+                with engine.writing():
+                    run_update(engine, embed=mode != "lexical", show_progress=not as_json)
+            except WorkspaceBusy:
+                err.print(f"[yellow]{busy_message(engine)}; answering from what it has stored so far[/]")
+        else:
+            engine.check_model()
+            quick = background.sync_briefly(engine)
+        load_model = wait or engine.vectors_stored()  # nothing embedded yet: keywords only, no model load
         if batch is not None:
-            for qid, text in queries:
-                result = engine.search(text, limit=limit, languages=languages, path_glob=path_glob, mode=mode) \
-                    if text.strip() else None
-                hits = [h.to_json() for h in result.hits] if result else []
-                record: dict[str, Any] = {"id": qid, "results": hits}
-                if result is None:
-                    record["error"] = "empty query"
-                sys.stdout.write(json.dumps(record) + "\n")
-            return
-        assert query is not None
-        result = engine.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
+            pending = answer_batch(engine, queries, limit, languages, path_glob, mode, load_model)
+            dense_used = load_model
+        else:
+            assert query is not None
+            result = engine.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode,
+                                   load_model=load_model)
+            print_result(result, query, as_json)
+            pending, dense_used = result.pending, result.dense_used
     except EngineError as exc:
         fail(str(exc), EXIT_MODEL)
         return
     finally:
         engine.close()
+    if mode == "lexical":
+        return
+    if quick is not None:
+        for line in background.hand_over(engine, quick, pending, dense_used):
+            err.print(f"[yellow]{line}[/]")
+    elif pending:
+        err.print(f"[yellow]{pending} chunks are not embedded yet: results come from the lexical "
+                  "index and the chunks embedded so far[/]")
+
+
+def print_result(result: SearchResult, query: str, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps([h.to_json() for h in result.hits], indent=2) + "\n")
-    else:
-        print_hits(result, query, sys.stdout)
-        parts = [name for name, used in (("semantic", result.dense_used), ("lexical", result.lexical_used)) if used]
-        reranked = f", top {result.reranked} re-ranked" if result.reranked else ""
-        err.print(f"[dim]answered by the {' + '.join(parts) or 'symbol'} index{reranked}[/]")
-    if result.pending:
-        err.print(f"[yellow]{result.pending} chunks are not embedded yet: results come from the lexical "
-                  "index and the chunks embedded so far (run `codesearch index` to finish)[/]")
+        return
+    print_hits(result, query, sys.stdout)
+    parts = [name for name, used in (("semantic", result.dense_used), ("lexical", result.lexical_used)) if used]
+    reranked = f", top {result.reranked} re-ranked" if result.reranked else ""
+    err.print(f"[dim]answered by the {' + '.join(parts) or 'symbol'} index{reranked}[/]")
+
+
+def read_batch(batch: TextIO) -> list[tuple[Any, str]]:
+    queries: list[tuple[Any, str]] = []
+    for n, line in enumerate(batch, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            queries.append((item["id"], str(item["query"])))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            fail(f"{batch.name}:{n}: expected a JSON object with 'id' and 'query'", EXIT_USAGE)
+    return queries
+
+
+def answer_batch(engine: Engine, queries: list[tuple[Any, str]], limit: int, languages: tuple[str, ...],
+                 path_glob: str | None, mode: str, load_model: bool) -> int:
+    """Answer each query as a JSON line; returns the chunks still to embed."""
+    pending = 0
+    for qid, text in queries:
+        result = engine.search(text, limit=limit, languages=languages, path_glob=path_glob, mode=mode,
+                               load_model=load_model) if text.strip() else None
+        hits = [h.to_json() for h in result.hits] if result else []
+        record: dict[str, Any] = {"id": qid, "results": hits}
+        if result is None:
+            record["error"] = "empty query"
+        else:
+            pending = result.pending
+        sys.stdout.write(json.dumps(record) + "\n")
+    return pending
 
 
 @main.command()
@@ -271,8 +326,11 @@ def status(path: Path, as_json: bool, model: str | None, device: str, exclude: t
         stale = engine.stale_files()
     finally:
         engine.close()
+    found = background.inspect(engine.dir)
     data = asdict(st)
     data["stale_files"] = stale
+    data["background"] = {"state": found.liveness.value, **(asdict(found.state) if found.state else {}),
+                          "log": str(engine.dir / background.LOG_FILE)}
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
@@ -281,22 +339,62 @@ def status(path: Path, as_json: bool, model: str | None, device: str, exclude: t
                f"chunks:    {st.chunks} ({st.embedded} embedded, {st.pending} pending)\n"
                f"model:     {st.model or '-'} [{st.model_key or '-'}]\n"
                f"provider:  {st.provider or '-'} ({st.provider_reason or '-'})\n"
+               f"indexer:   {describe_background(found, engine.dir)}\n"
                f"stale:     {len(stale)} file(s) changed since the last index"
                + "".join(f"\n  {p}" for p in stale[:20]))
+
+
+def describe_background(found: background.Inspection, index_dir: Path) -> str:
+    state = found.state
+    if state is None:
+        return "no background indexer has run here"
+    log_file = index_dir / background.LOG_FILE
+    if found.liveness == background.Liveness.RUNNING:
+        return f"running in the background ({state.describe()}); `codesearch stop` ends it"
+    if found.liveness == background.Liveness.CRASHED:
+        return f"the background indexer (pid {state.pid}) stopped before finishing; log: {log_file}"
+    ago = time.time() - state.updated
+    return f"last background run {state.phase} {background.format_eta(ago)} ago: {state.message}"
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), default=".")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for it to exit.")
+def stop(path: Path, timeout: float) -> None:
+    """Stop the background indexer of PATH; what it embedded is kept, and a search resumes it."""
+    if not path.is_dir():
+        fail(f"{path} is not a folder", EXIT_USAGE)
+    index_dir = workspace_dir(path)
+    found = background.inspect(index_dir)
+    if found.liveness == background.Liveness.CRASHED and found.state is not None:
+        background.write_state(index_dir, replace(found.state, phase="failed", message="stopped unexpectedly"))
+        err.print(f"the background indexer (pid {found.state.pid}) had already stopped before finishing; log: "
+                  f"{index_dir / background.LOG_FILE}")
+        return
+    if not found.running or found.state is None:
+        err.print(f"no background indexer is running for {path.resolve()}")
+        return
+    after = background.stop(index_dir, timeout)
+    if after.running:
+        fail(f"the background indexer (pid {found.state.pid}) did not stop within {timeout:.0f}s", EXIT_ERROR)
+    message = after.state.message if after.state is not None else ""
+    err.print(f"stopped the background indexer (pid {found.state.pid}){': ' + message if message else ''}")
 
 
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 def clean(path: Path) -> None:
-    """Delete the index of PATH (it lives in the user cache, never in the workspace)."""
+    """Delete the index of PATH (it lives in the user cache, never in the workspace); stops its background indexer."""
     engine = open_engine(path, None, "cpu", (), DEFAULT_MAX_FILE_SIZE)
     folder = engine.dir
+    if background.inspect(folder).running:
+        background.stop(folder)
     try:
         with engine.writing():
             engine.clean()
     except WorkspaceBusy:
         engine.close()
-        fail("another codesearch process is indexing this workspace; stop it first", EXIT_ERROR)
+        fail(busy_message(engine) + "; stop it first", EXIT_ERROR)
     err.print(f"removed {folder}")
 
 

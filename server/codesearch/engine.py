@@ -18,7 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .embed.loading import EncoderLoadError, load_encoder
+from .embed.loading import EncoderLoadError, check_model, load_encoder
 from .index.indexer import EmbedReport, Indexer, ProgressCallback, SyncReport, chunker_fingerprint
 from .index.store import Store
 from .index.vector_index import VectorIndex
@@ -153,6 +153,15 @@ class Engine:
                         raise EngineError(str(exc)) from exc
                     self.model_problem = ""
         return self._encoder
+
+    def check_model(self) -> None:
+        """``EngineError`` now if the configured model can never load; loads nothing."""
+        if self._encoder is None:
+            try:
+                check_model(self.config.model)
+            except EncoderLoadError as exc:
+                self.model_problem = str(exc)
+                raise EngineError(str(exc)) from exc
 
     @property
     def encoder_loaded(self) -> bool:
@@ -349,6 +358,11 @@ class Engine:
         skipped = outcome.rerank.skipped if ranker is not None else self._ranker_problem
         return SearchResult(outcome.hits, pending, outcome.dense_used, outcome.lexical_used,
                             reranked=outcome.rerank.k, rerank_skipped=skipped, dense_skipped=dense_skipped)
+
+    def vectors_stored(self) -> bool:
+        """Whether any chunk has a vector of the model this index was last embedded with; loads no model."""
+        key = self._encoder.model_key if self._encoder is not None else self.store.get_meta("model_key")
+        return bool(key) and self.store.counts(key or "")[2] > 0
 
     def _dense_available(self, load_model: bool) -> bool:
         if self._encoder is not None:

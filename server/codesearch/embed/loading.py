@@ -21,7 +21,7 @@ from ..types import Encoder
 from . import fp16
 from .encoder import OnnxEncoder, ProviderError, choose_provider
 from .manifest import ModelManifest
-from .model_specs import DEFAULT_MODEL, ModelError, resolve_model
+from .model_specs import DEFAULT_MODEL, ModelError, check_model_spec, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,16 @@ def load_encoder(model: str | None, device: str = "auto",
             encoder = _from_factory(factory, model, device) if factory else _onnx(model, device, on_status)
             _loaded[key] = encoder
         return encoder
+
+
+def check_model(model: str | None) -> None:
+    """Fail now, cheaply, for a model spec that cannot load (the model itself is loaded later)."""
+    if os.environ.get(ENCODER_FACTORY_ENV):
+        return
+    try:
+        check_model_spec(model)
+    except ModelError as exc:
+        raise EncoderLoadError(str(exc)) from exc
 
 
 def forget_loaded() -> None:

@@ -194,19 +194,21 @@ class Indexer:
         seen: set[str] = set()
         total = len(result.files)
         last_report = 0.0
-        for done, source in enumerate(result.files, 1):
-            if cancel is not None and cancel.is_set():
-                report.cancelled = True
-                return report
-            seen.add(source.path)
-            self._sync_one(source, known, overlays, report)
-            now = time.monotonic()
-            if progress and (now - last_report > 0.2 or done == total):
-                last_report = now
-                progress(Progress(Phase.CHUNK, files_done=done, files_total=total))
-        for path in set(known) - seen:
-            report.removed_chunk_ids.extend(self.store.delete_file(path))
-            report.removed += 1
+        with self.store.bulk() as bulk:
+            for done, source in enumerate(result.files, 1):
+                if cancel is not None and cancel.is_set():
+                    report.cancelled = True
+                    return report
+                seen.add(source.path)
+                self._sync_one(source, known, overlays, report)
+                bulk.maybe_commit()
+                now = time.monotonic()
+                if progress and (now - last_report > 0.2 or done == total):
+                    last_report = now
+                    progress(Progress(Phase.CHUNK, files_done=done, files_total=total))
+            for path in set(known) - seen:
+                report.removed_chunk_ids.extend(self.store.delete_file(path))
+                report.removed += 1
         return report
 
     def sync_paths(self, paths: Iterable[str], overlays: Mapping[str, str]) -> SyncReport:

@@ -1,0 +1,411 @@
+"""One detached indexer per workspace: finishes what a quick ``codesearch search`` could not wait for.
+
+``codesearch search`` syncs briefly, answers from what is ready and calls :func:`start`, which runs
+``python -m codesearch.service.background ROOT …`` in its own session (it outlives the terminal),
+logging to ``background.log`` in the index folder. The child takes the workspace write lock (one
+writer per workspace, so at most one background indexer), syncs, embeds newest files first, syncs
+again in case files changed meanwhile, saves and exits. While it runs it keeps ``background.json``
+beside the log up to date (pid, phase, progress, rate, ETA); ``codesearch status`` reads it.
+SIGTERM (``codesearch stop``) ends it between batches: what is embedded is saved and the lock freed.
+
+A child that died without finishing (killed, out of memory) leaves its state file behind with a
+phase that is not final; :func:`inspect` tells that apart from a live one (the pid is gone, or the
+write lock is free), and the next ``codesearch search`` starts a fresh child.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from dataclasses import asdict, dataclass, replace
+from enum import Enum
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from ..engine import Engine, EngineConfig
+from ..index.indexer import Phase, Progress
+from ..paths import cache_root
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "background.json"
+LOG_FILE = "background.log"
+LOG_MAX_BYTES = 1 << 20
+STATE_EVERY_S = 1.0
+LOCK_WAIT_S = 30.0  # the starting CLI may still be releasing the lock
+MAX_ROUNDS = 3  # sync + embed again while files keep changing, at most this often
+FINAL = ("done", "stopped", "failed")
+FIRST_ANSWER_SYNC_S = 2.0  # a search reads files this long at most before it answers
+INLINE_EMBED_MAX = 32  # a search embeds this many changed chunks itself rather than start an indexer
+RETRY_FAILED_S = 600.0  # a failed indexer is not restarted by searches for this long
+
+
+@dataclass(frozen=True)
+class BackgroundState:
+    pid: int
+    root: str
+    started: float
+    updated: float
+    phase: str  # starting | scan | chunk | embed | done | stopped | failed
+    files_done: int = 0
+    files_total: int = 0
+    embedded: int = 0
+    to_embed: int = 0
+    rate: float = 0.0  # chunks embedded per second, recent
+    eta_s: float | None = None
+    message: str = ""
+
+    @property
+    def final(self) -> bool:
+        return self.phase in FINAL
+
+    def describe(self) -> str:
+        if self.phase in ("starting", "scan", "chunk"):
+            files = f" ({self.files_done}/{self.files_total} files)" if self.files_total else ""
+            return f"pid {self.pid}, reading files{files}"
+        rate = f", {self.rate:.1f} chunks/s" if self.rate > 0 else ""
+        return f"pid {self.pid}, embedded {self.embedded}/{self.to_embed}{rate}, ETA {format_eta(self.eta_s)}"
+
+
+class Liveness(str, Enum):
+    NONE = "none"  # never ran here
+    RUNNING = "running"
+    FINISHED = "finished"  # done, stopped or failed, and said so
+    CRASHED = "crashed"  # its state says it is working, but it is gone
+
+
+@dataclass(frozen=True)
+class Inspection:
+    liveness: Liveness
+    state: BackgroundState | None
+
+    @property
+    def running(self) -> bool:
+        return self.liveness == Liveness.RUNNING
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "measuring"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# the state file -----------------------------------------------------------------------------------------
+def state_path(index_dir: Path) -> Path:
+    return Path(index_dir) / STATE_FILE
+
+
+def read_state(index_dir: Path) -> BackgroundState | None:
+    try:
+        data = json.loads(state_path(index_dir).read_text())
+        return BackgroundState(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def write_state(index_dir: Path, state: BackgroundState) -> None:
+    path = state_path(index_dir)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(asdict(state)))
+    os.replace(tmp, path)
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():  # Linux: a reused pid runs something else
+        with contextlib.suppress(OSError):
+            return b"codesearch.service.background" in cmdline.read_bytes()
+    return True
+
+
+def lock_free(index_dir: Path) -> bool:
+    """Whether no process holds the workspace write lock (tried, and let go at once)."""
+    lock = FileLock(str(Path(index_dir) / "write.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return False
+    lock.release()
+    return True
+
+
+def inspect(index_dir: Path, lock_held_here: bool = False) -> Inspection:
+    """What became of this workspace's background indexer. ``lock_held_here``: the caller holds the
+    write lock, so no background indexer can be running."""
+    state = read_state(index_dir)
+    if state is None:
+        return Inspection(Liveness.NONE, None)
+    if state.final:
+        return Inspection(Liveness.FINISHED, state)
+    if not lock_held_here and pid_alive(state.pid) and (state.phase == "starting" or not lock_free(index_dir)):
+        return Inspection(Liveness.RUNNING, state)
+    return Inspection(Liveness.CRASHED, state)
+
+
+# rates remembered across workspaces, for a first ETA ------------------------------------------------------
+def _rates_path() -> Path:
+    return cache_root() / "embed-rates.json"
+
+
+def rate_key(config: EngineConfig) -> str:
+    return f"{config.model or 'default'}|{config.device}"
+
+
+def remembered_rate(config: EngineConfig) -> float | None:
+    try:
+        value = json.loads(_rates_path().read_text()).get(rate_key(config))
+    except (OSError, ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def remember_rate(config: EngineConfig, rate: float) -> None:
+    path = _rates_path()
+    try:
+        rates = json.loads(path.read_text())
+        if not isinstance(rates, dict):
+            rates = {}
+    except (OSError, ValueError):
+        rates = {}
+    rates[rate_key(config)] = round(rate, 2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(rates))
+    os.replace(tmp, path)
+
+
+def estimate(state: BackgroundState | None, pending: int, config: EngineConfig) -> float | None:
+    """Seconds to embed ``pending`` chunks: the running indexer's rate, else one remembered from before."""
+    rate = state.rate if state is not None and state.rate > 0 else remembered_rate(config)
+    return pending / rate if rate else None
+
+
+# starting and stopping -------------------------------------------------------------------------------------
+def command(root: Path, config: EngineConfig) -> list[str]:
+    cmd = [sys.executable, "-m", "codesearch.service.background", str(root), "--device", config.device,
+           "--max-file-size", str(config.max_file_size)]
+    if config.model:
+        cmd += ["--model", config.model]
+    for pattern in config.exclude:
+        cmd += ["--exclude", pattern]
+    return cmd
+
+
+def start(root: Path, index_dir: Path, config: EngineConfig) -> BackgroundState:
+    """Start the detached indexer for ``root``; the caller checked that none runs (:func:`inspect`)."""
+    index_dir = Path(index_dir)
+    log_path = index_dir / LOG_FILE
+    if log_path.exists() and log_path.stat().st_size > LOG_MAX_BYTES:
+        log_path.replace(log_path.with_suffix(".log.1"))
+    with open(log_path, "ab") as log_file:
+        proc = subprocess.Popen(command(root, config), stdin=subprocess.DEVNULL, stdout=log_file,
+                                stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    now = time.time()
+    state = BackgroundState(pid=proc.pid, root=str(root), started=now, updated=now, phase="starting")
+    write_state(index_dir, state)
+    return state
+
+
+def stop(index_dir: Path, timeout: float = 30.0) -> Inspection:
+    """SIGTERM the running indexer and wait for it to save and exit; what it left says how it went."""
+    found = inspect(index_dir)
+    if not found.running or found.state is None:
+        return found
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(found.state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_alive(found.state.pid):
+        time.sleep(0.1)
+    return inspect(index_dir)
+
+
+# a quick search: sync briefly, answer, hand the rest over ---------------------------------------------------
+@dataclass(frozen=True)
+class QuickSync:
+    synced: bool  # this process held the write lock and synced
+    partial: bool  # the sync stopped at its time budget: some files are not read yet
+    files_done: int
+    files_total: int
+    found: Inspection  # the background indexer, as found before syncing
+    embedded: int = 0  # a few changed chunks embedded on the spot
+
+
+def sync_briefly(engine: Engine, budget_s: float = FIRST_ANSWER_SYNC_S) -> QuickSync:
+    """Sync for at most ``budget_s`` if no other process writes this workspace, and embed a few
+    changed chunks on the spot (an edit is searchable by meaning at once); the lock is released after."""
+    if not engine.acquire_writer(wait=False):
+        return QuickSync(False, False, 0, 0, inspect(engine.dir))
+    seen = [0, 0]
+
+    def progress(p: Progress) -> None:
+        if p.phase == Phase.CHUNK:
+            seen[:] = [p.files_done, p.files_total]
+
+    cancel = threading.Event()
+    timer = threading.Timer(budget_s, cancel.set)
+    timer.daemon = True
+    embedded = 0
+    try:
+        found = inspect(engine.dir, lock_held_here=True)
+        timer.start()
+        report = engine.sync(cancel, progress)
+        timer.cancel()
+        if not report.cancelled and engine.vectors_stored() and engine.load_encoder():
+            pending = engine.store.count_pending(engine.encoder.model_key)
+            if 0 < pending <= INLINE_EMBED_MAX:
+                embedded = engine.embed().embedded
+    finally:
+        timer.cancel()
+        engine.release_writer()
+    return QuickSync(True, report.cancelled, seen[0], seen[1], found, embedded)
+
+
+def hand_over(engine: Engine, quick: QuickSync, pending: int, dense_used: bool) -> list[str]:
+    """Start the background indexer when work is left and none runs; the lines that tell the user."""
+    lines: list[str] = []
+    state = quick.found.state
+    if quick.synced and quick.found.liveness == Liveness.CRASHED and state is not None:
+        lines.append(f"the last background indexer (pid {state.pid}) stopped before finishing; its log: "
+                     f"{engine.dir / LOG_FILE}")
+    if quick.partial:
+        lines.append(f"read {quick.files_done} of {quick.files_total} files so far (answering after "
+                     f"{FIRST_ANSWER_SYNC_S:.0f} s); the rest is read in the background")
+    if pending:
+        part = " and the part embedded so far" if dense_used else ""
+        lines.append(f"{pending} chunks are not embedded yet{' (at least)' if quick.partial else ''}: "
+                     f"these results come from the lexical index{part}")
+    failed = quick.found.liveness == Liveness.FINISHED and state is not None and state.phase == "failed" \
+        and time.time() - state.updated < RETRY_FAILED_S
+    if quick.synced and (pending or quick.partial) and failed and state is not None:
+        lines.append(f"the background indexer failed {format_eta(time.time() - state.updated)} ago: "
+                     f"{state.message} (`codesearch index` shows it; log: {engine.dir / LOG_FILE})")
+    elif quick.synced and (pending or quick.partial):
+        started = start(engine.root, engine.dir, engine.config)
+        eta = estimate(None, pending, engine.config)
+        lines.append(f"embedding in the background (pid {started.pid}, ETA {format_eta(eta)}): "
+                     "`codesearch status` shows progress, `codesearch stop` ends it, `--wait` waits for it")
+    elif quick.found.running and state is not None:
+        lines.append(f"the background indexer is working on this workspace ({state.describe()})")
+    elif not quick.synced:
+        lines.append("another codesearch process (an editor's language server?) is indexing this workspace; "
+                     "answering from what it has stored so far")
+    return lines
+
+
+# the child ---------------------------------------------------------------------------------------------------
+class StateWriter:
+    """Turns the engine's progress into the state file (at most once a second) and log lines."""
+
+    def __init__(self, index_dir: Path, root: Path) -> None:
+        now = time.time()
+        self.index_dir = index_dir
+        self.state = BackgroundState(pid=os.getpid(), root=str(root), started=now, updated=now, phase="scan")
+        self._last = 0.0
+        self._last_log = 0.0
+        write_state(index_dir, self.state)
+
+    def __call__(self, p: Progress) -> None:
+        now = time.monotonic()
+        if now - self._last < STATE_EVERY_S and p.phase != Phase.DONE:
+            return
+        self._last = now
+        if p.phase == Phase.EMBED:
+            self.update(phase="embed", embedded=p.embedded, to_embed=p.to_embed, rate=p.rate, eta_s=p.eta_s)
+        else:
+            self.update(phase=p.phase.value, files_done=p.files_done, files_total=p.files_total)
+        if now - self._last_log > 30.0:
+            self._last_log = now
+            log.info("%s", self.state.describe())
+
+    def update(self, **changes: object) -> None:
+        self.state = replace(self.state, updated=time.time(), **changes)  # type: ignore[arg-type]
+        write_state(self.index_dir, self.state)
+
+
+def run(root: Path, config: EngineConfig, cancel: threading.Event) -> int:
+    """Sync and embed until nothing changes, holding the write lock; 0 done or stopped, 1 failed, 3 busy."""
+    engine = Engine(root, config, on_message=lambda m: log.info("%s", m))
+    if not engine.acquire_writer(wait=LOCK_WAIT_S):
+        log.info("another process holds the write lock of %s; nothing to do", root)
+        mine = read_state(engine.dir)
+        if mine is not None and mine.pid == os.getpid():  # else it is another indexer's state: leave it
+            write_state(engine.dir, replace(mine, phase="stopped", updated=time.time(),
+                                            message="another process was indexing this workspace"))
+        engine.store.close()
+        return 3
+    writer = StateWriter(engine.dir, engine.root)
+    started = time.monotonic()
+    embedded = 0
+    try:
+        for _ in range(MAX_ROUNDS):
+            sync = engine.sync(cancel, writer)
+            report = engine.embed(cancel, writer) if not sync.cancelled else None
+            embedded += report.embedded if report else 0
+            if cancel.is_set() or not engine.stale_files():
+                break
+        elapsed = time.monotonic() - started
+        status = engine.status()
+        phase = "stopped" if cancel.is_set() else "done"
+        rate = writer.state.rate
+        if embedded >= 100 and rate > 0:
+            remember_rate(config, rate)
+        writer.update(phase=phase, embedded=status.embedded, to_embed=status.chunks, eta_s=None,
+                      message=f"{phase} after {elapsed:.0f} s: {embedded} chunks embedded, {status.pending} pending")
+        log.info("%s", writer.state.message)
+        return 0
+    except Exception as exc:
+        log.error("background indexing failed: %s\n%s", exc, traceback.format_exc())
+        writer.update(phase="failed", message=str(exc))
+        return 1
+    finally:
+        engine.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m codesearch.service.background",
+                                     description="Index one workspace in the background (started by codesearch).")
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--exclude", action="append", default=[])
+    parser.add_argument("--max-file-size", type=int, default=EngineConfig.max_file_size)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s [{os.getpid()}] %(levelname)s %(message)s")
+    config = EngineConfig(model=args.model, device=args.device, exclude=tuple(args.exclude),
+                          max_file_size=args.max_file_size)
+    cancel = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        log.info("signal %d: saving what is embedded and stopping", signum)
+        cancel.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("background indexer for %s (%s)", args.root, " ".join(sys.argv[1:]))
+    return run(args.root, config, cancel)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
