@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -20,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..chunk.chunker import chunk_file
 from ..embed.pipeline import EmbeddingPipeline, staged
-from ..languages import detect_language
 from ..types import Encoder
-from ..walk.walker import IgnoreRules, SourceFile, WalkOptions, inspect_file, read_text, walk
-from .store import FileRow, Store, text_hash
+from ..walk.walker import IgnoreRules, SourceFile, WalkOptions, inspect_file, walk
+from .prepare import PreparedFile, Task, prepare, prepared
+from .store import FileRow, Store
 from .vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,10 @@ class Indexer:
     # phase one --------------------------------------------------------------------------------
     def sync(self, overlays: Mapping[str, str], cancel: threading.Event | None = None,
              progress: ProgressCallback | None = None) -> SyncReport:
-        """Re-chunk what changed on disk (or in unsaved editor buffers) and drop what is gone."""
+        """Re-chunk what changed on disk (or in unsaved editor buffers) and drop what is gone.
+
+        Files are read and chunked in worker processes when there are many (:mod:`.prepare`); this
+        thread writes the store, committing twice a second, so searches see the files synced so far."""
         report = SyncReport()
         if progress:
             progress(Progress(Phase.SCAN))
@@ -191,24 +194,26 @@ class Indexer:
         result = walk(self.root, self.walk_options, self._rules)
         report.skipped = [(s.path, s.reason) for s in result.skipped]
         known = self.store.files()
-        seen: set[str] = set()
+        tasks = [t for t in (self._task(source, known, overlays) for source in result.files) if t is not None]
+        report.unchanged = len(result.files) - len(tasks)
         total = len(result.files)
         last_report = 0.0
-        with self.store.bulk() as bulk:
-            for done, source in enumerate(result.files, 1):
+        with self.store.bulk() as bulk, closing(prepared(tasks)) as items:
+            for done, item in enumerate(items, report.unchanged + 1):
                 if cancel is not None and cancel.is_set():
                     report.cancelled = True
                     return report
-                seen.add(source.path)
-                self._sync_one(source, known, overlays, report)
+                self._store(item, known.get(item.source.path), report)
                 bulk.maybe_commit()
                 now = time.monotonic()
                 if progress and (now - last_report > 0.2 or done == total):
                     last_report = now
                     progress(Progress(Phase.CHUNK, files_done=done, files_total=total))
-            for path in set(known) - seen:
+            for path in set(known) - {source.path for source in result.files}:
                 report.removed_chunk_ids.extend(self.store.delete_file(path))
                 report.removed += 1
+        if progress and not tasks:
+            progress(Progress(Phase.CHUNK, files_done=total, files_total=total))
         return report
 
     def sync_paths(self, paths: Iterable[str], overlays: Mapping[str, str]) -> SyncReport:
@@ -233,31 +238,38 @@ class Indexer:
 
     def _sync_one(self, source: SourceFile, known: Mapping[str, FileRow], overlays: Mapping[str, str],
                   report: SyncReport) -> None:
+        task = self._task(source, known, overlays)
+        if task is None:
+            report.unchanged += 1
+            return
+        self._store(prepare(task), known.get(source.path), report)
+
+    @staticmethod
+    def _task(source: SourceFile, known: Mapping[str, FileRow], overlays: Mapping[str, str]) -> Task | None:
+        """What to read for this file, or None when its size and mtime say it did not change."""
         row = known.get(source.path)
         overlay = overlays.get(source.path)
         if overlay is None and row is not None and row.size == source.size and row.mtime_ns == source.mtime_ns:
-            report.unchanged += 1
+            return None
+        return Task(source, row.hash if row is not None else None, overlay)
+
+    def _store(self, item: PreparedFile, row: FileRow | None, report: SyncReport) -> None:
+        source = item.source
+        if item.error:
+            report.read_errors.append((source.path, item.error))
+            log.warning("cannot read %s: %s", source.path, item.error)
             return
-        try:
-            text = overlay if overlay is not None else read_text(source.abs_path)
-        except OSError as exc:
-            report.read_errors.append((source.path, str(exc)))
-            log.warning("cannot read %s: %s", source.path, exc)
-            return
-        digest = text_hash(text)
-        if row is not None and row.hash == digest:
+        if item.unchanged:
             self.store.touch_file(source.path, source.size, source.mtime_ns)
             report.unchanged += 1
             return
-        language = source.language or detect_language(source.path) or "text"
-        chunked = chunk_file(source.path, text, language)
-        if chunked.parse_failed:
+        if item.parse_failed:
             report.parse_failed.append(source.path)
         # An editor buffer's text is not what is on disk: record an impossible mtime so the file is
         # read again once the buffer is closed or saved.
-        mtime_ns = -1 if overlay is not None else source.mtime_ns
-        removed = self.store.replace_file(source.path, source.size, mtime_ns, digest, language,
-                                          chunked.parse_failed, chunked.chunks)
+        mtime_ns = -1 if item.overlay else source.mtime_ns
+        removed = self.store.replace_file(source.path, source.size, mtime_ns, item.digest, item.language,
+                                          item.parse_failed, item.chunks, item.terms)
         report.removed_chunk_ids.extend(removed)
         if row is None:
             report.added += 1

@@ -99,6 +99,15 @@ def text_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
+ChunkTerms = tuple[str, str, str, str]
+
+
+def chunk_terms(chunk: Chunk) -> ChunkTerms:
+    """(embed hash, lexical name, path and body terms): what storing a chunk derives from it."""
+    return (text_hash(embed_text(chunk)), index_text(f"{chunk.container} {chunk.symbol}"),
+            index_text(chunk.path), index_text(chunk.text))
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -195,8 +204,11 @@ class Store:
         return {r[1]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows}
 
     def replace_file(self, path: str, size: int, mtime_ns: int, content_hash: str, language: str,
-                     parse_failed: bool, chunks: Sequence[Chunk]) -> list[int]:
-        """Swap one file's chunks in a single transaction; returns the removed chunk ids."""
+                     parse_failed: bool, chunks: Sequence[Chunk],
+                     terms: Sequence[ChunkTerms] | None = None) -> list[int]:
+        """Swap one file's chunks in a single transaction; returns the removed chunk ids.
+
+        ``terms``: each chunk's :func:`chunk_terms`, when a worker process computed them already."""
         with self.transaction():
             removed = self._delete_file(path)
             cur = self.db.execute(
@@ -204,19 +216,16 @@ class Store:
                 (path, size, mtime_ns, content_hash, language, int(parse_failed)),
             )
             file_id = cur.lastrowid
-            for chunk in chunks:
+            for chunk, (embed_hash, name, path_terms, body) in zip(
+                    chunks, terms if terms is not None else map(chunk_terms, chunks), strict=True):
                 c = self.db.execute(
                     "INSERT INTO chunks (file_id, path, language, kind, symbol, container, start_line, "
                     "end_line, part, text, embed_hash, mtime_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (file_id, chunk.path, chunk.language, chunk.kind, chunk.symbol, chunk.container,
-                     chunk.start_line, chunk.end_line, chunk.part, chunk.text,
-                     text_hash(embed_text(chunk)), mtime_ns),
+                     chunk.start_line, chunk.end_line, chunk.part, chunk.text, embed_hash, mtime_ns),
                 )
-                self.db.execute(
-                    "INSERT INTO chunks_fts (rowid, name, path, body) VALUES (?,?,?,?)",
-                    (c.lastrowid, index_text(f"{chunk.container} {chunk.symbol}"),
-                     index_text(chunk.path), index_text(chunk.text)),
-                )
+                self.db.execute("INSERT INTO chunks_fts (rowid, name, path, body) VALUES (?,?,?,?)",
+                                (c.lastrowid, name, path_terms, body))
         return removed
 
     def forget_file_state(self) -> None:
