@@ -46,6 +46,7 @@ def many_functions(root: Path, files: int = 40) -> Path:
 def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     out = fake_encoder_env(dict(os.environ))
     out[DELAY_ENV] = DELAY
+    out[background.SYNC_BUDGET_ENV] = "120"  # whole syncs even on a busy machine (the budget is tested below)
     return out
 
 

@@ -18,8 +18,8 @@ CLI = [sys.executable, "-m", "codesearch.cli"]
 
 
 def run(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, env=dict(os.environ),
-                          timeout=600)
+    env = dict(os.environ, CODESEARCH_SYNC_BUDGET_S="120")  # a first search reads every file, even when busy
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"codesearch {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc

@@ -231,3 +231,56 @@ def test_embedding_cancelled_keeps_what_was_embedded(tmp_path: Path) -> None:
     assert report.cancelled and 8 <= report.embedded < total
     assert engine.status().pending == total - report.embedded  # every batch handed back was stored
     engine.close()
+
+
+class TimedFake(FakeEncoder):
+    """Records when each document batch was embedded."""
+
+    def __init__(self) -> None:
+        super().__init__(delay_s=0.005)
+        self.calls: list[float] = []
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(time.monotonic())
+        return super().encode_documents(texts)
+
+
+def many_functions(root: Path, files: int) -> Path:
+    for f in range(files):
+        path = root / f"pkg{f % 7}" / f"mod_{f}.py"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"def job_{f}_{i}(queue):\n    return queue.pop({i})\n\n\n" for i in range(6)))
+    return root
+
+
+def test_sync_and_embed_overlapped_build_the_same_index(tmp_path: Path) -> None:
+    root = many_functions(make_repo(tmp_path / "repo"), files=300)
+    timed = TimedFake()
+    overlapped = Engine(root, encoder=timed)
+    synced_at: list[float] = []
+    sync, report = overlapped.update(overlap=True, on_synced=lambda s: synced_at.append(time.monotonic()))
+    assert sync.added > 300 and not report.cancelled
+    assert timed.calls[0] < synced_at[0]  # embedding started while files were still being read
+    plain = Engine(root, encoder=FakeEncoder(), index_dir=tmp_path / "plain")
+    plain.update(overlap=False)
+    for engine in (overlapped, plain):
+        status = engine.status()
+        assert status.pending == 0 and status.embedded == status.chunks > 1800
+        assert len(engine._vector_index()) == status.chunks
+    assert report.embedded == len(set(plain.store.pending_hashes("another-model")))  # every text once
+    for query in ("pop the queue for job 17 3", "parse_retry_after"):  # the graphs differ in insertion order only
+        assert [h.path for h in overlapped.search(query).hits[:3]] == [h.path for h in plain.search(query).hits[:3]]
+    overlapped.close()
+    plain.close()
+
+
+def test_overlapped_sync_keeps_vectors_cached_before(tmp_path: Path) -> None:
+    root = many_functions(make_repo(tmp_path / "repo"), files=60)
+    engine = Engine(root, encoder=FakeEncoder())
+    engine.update(overlap=True)
+    (root / "pkg0" / "mod_0.py").write_text("def job_0_0(queue):\n    return queue.pop(0)\n\n\n"
+                                            "def fresh():\n    pass\n")
+    _, report = engine.update(overlap=True)
+    assert report.embedded == 1  # only the new function: the others' vectors were cached
+    assert engine.status().pending == 0
+    engine.close()

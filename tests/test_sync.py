@@ -49,6 +49,19 @@ def test_worker_processes_store_exactly_what_one_process_stores(tmp_path: Path,
     single.close()
 
 
+@pytest.mark.skipif(pool_workers(1000) == 0, reason="one core: syncs never use worker processes")
+def test_workers_and_the_calling_thread_share_the_files(tmp_path: Path) -> None:
+    from codesearch.index.prepare import Task, prepared
+    from codesearch.walk.walker import WalkOptions, walk
+
+    root = many_files(tmp_path / "repo", files=300)
+    tasks = [Task(f, None, None) for f in walk(root, WalkOptions()).files]
+    done = list(prepared(tasks))
+    assert sorted(d.source.path for d in done) == sorted(t.source.path for t in tasks)
+    assert any(d.worker for d in done)  # worker processes prepared some
+    assert all(d.chunks and len(d.terms) == len(d.chunks) for d in done if d.source.path.startswith("gen"))
+
+
 def test_a_cancelled_sync_keeps_the_files_done_and_the_next_one_finishes(tmp_path: Path) -> None:
     root = many_files(tmp_path / "repo", files=200)
     engine = Engine(root, encoder=FakeEncoder())

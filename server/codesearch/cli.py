@@ -114,22 +114,26 @@ def writer(engine: Engine, wait: bool) -> AbstractContextManager[None]:
 def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool = True,
                announce: bool = False) -> tuple[SyncReport, EmbedReport | None]:
     """Sync, then embed; ``announce`` says when the lexical index is complete (searchable now)."""
+    clock = time.monotonic()
+
+    def synced(_: SyncReport) -> None:
+        status = engine.status()
+        if status.files == 0:
+            fail(f"no indexable files under {engine.root} (check .gitignore, .codesearchignore and "
+                 "--exclude)", EXIT_NO_FILES)
+        if announce:
+            todo = f"embedding {status.pending} chunks…" if status.pending and embed else "nothing to embed"
+            err.print(f"searchable now: {status.files} files, {status.chunks} chunks in the lexical index "
+                      f"({time.monotonic() - clock:.1f}s); {todo}")
+
     try:
         with writer(engine, wait), ProgressView(show_progress) as view:
-            clock = time.monotonic()
-            sync = engine.sync(progress=view)
-            status = engine.status()
-            if status.files == 0:
-                fail(f"no indexable files under {engine.root} (check .gitignore, .codesearchignore and "
-                     "--exclude)", EXIT_NO_FILES)
-            if announce:
-                todo = f"embedding {status.pending} chunks…" if status.pending and embed else "nothing to embed"
-                err.print(f"searchable now: {status.files} files, {status.chunks} chunks in the lexical index "
-                          f"({time.monotonic() - clock:.1f}s); {todo}")
             if not embed:
+                sync = engine.sync(progress=view)
+                synced(sync)
                 return sync, None
             try:
-                return sync, engine.embed(progress=view)
+                return engine.update(progress=view, on_synced=synced)
             except EngineError as exc:
                 fail(str(exc), EXIT_MODEL)
                 raise

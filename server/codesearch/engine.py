@@ -8,6 +8,7 @@ take the file lock works read-only from what the writer has stored, and says so.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -18,8 +19,10 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .embed.encoder import CUDA, choose_provider
 from .embed.loading import EncoderLoadError, check_model, load_encoder
 from .index.indexer import EmbedReport, Indexer, ProgressCallback, SyncReport, chunker_fingerprint
+from .index.overlap import sync_and_embed
 from .index.store import Store
 from .index.vector_index import VectorIndex
 from .paths import workspace_dir
@@ -275,12 +278,42 @@ class Engine:
             self._pending_cache = None
             return report
 
-    def update(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None
+    def update(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None,
+               on_synced: Callable[[SyncReport], None] | None = None, overlap: bool | None = None
                ) -> tuple[SyncReport, EmbedReport]:
+        """Sync, then embed; ``on_synced`` runs once the lexical index is complete. With ``overlap``
+        (default: when a GPU embeds) embedding starts while files are still being chunked."""
+        if overlap if overlap is not None else self._overlap_pays():
+            return self._sync_and_embed(cancel, progress, on_synced)
         sync = self.sync(cancel, progress)
+        if on_synced is not None:
+            on_synced(sync)
         if sync.cancelled:
             return sync, EmbedReport(cancelled=True)
         return sync, self.embed(cancel, progress)
+
+    def _sync_and_embed(self, cancel: threading.Event | None, progress: ProgressCallback | None,
+                        on_synced: Callable[[SyncReport], None] | None) -> tuple[SyncReport, EmbedReport]:
+        with self._write:
+            self._require_writer()
+            index = self._vector_index()
+            sync, report = sync_and_embed(self.indexer, self.encoder, index, dict(self._overlays), cancel,
+                                          progress, on_synced, on_batch=self._maybe_save)
+            self._drop_from_index(sync.removed_chunk_ids)
+            self.save()
+            self.store.prune_vectors()
+            self._pending_cache = None
+            return sync, report
+
+    def _overlap_pays(self) -> bool:
+        """Embedding while syncing pays on a GPU; on a CPU both would compete for the same cores.
+        ``CODESEARCH_OVERLAP=on|off`` decides instead (benchmarks, tests)."""
+        mode = os.environ.get("CODESEARCH_OVERLAP", "auto").lower()
+        if mode in ("on", "1", "off", "0"):
+            return mode in ("on", "1")
+        if self._encoder is not None:
+            return self._encoder.provider == CUDA
+        return self.config.device != "cpu" and choose_provider(self.config.device).provider == CUDA
 
     def update_paths(self, paths: Iterable[str | Path], embed: bool = True) -> SyncReport:
         """Re-index just these files (watcher events, editor buffers); absolute or relative paths."""

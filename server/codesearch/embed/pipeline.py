@@ -84,6 +84,30 @@ def staged(encoder: Encoder | StagedEncoder, batch_size: int = 64) -> StagedEnco
     return encoder if isinstance(encoder, StagedEncoder) else WholeBatches(encoder, batch_size)
 
 
+class Feed(Generic[K]):
+    """Items handed over while someone else still produces them (a sync reading files); iterating waits
+    for more until :meth:`close`."""
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self.count = 0
+
+    def put(self, items: Sequence[tuple[K, str]]) -> None:
+        if items:
+            self.count += len(items)
+            self._queue.put(items)
+
+    def close(self) -> None:
+        self._queue.put(self._END)
+
+    def __iter__(self) -> Iterator[tuple[K, str]]:
+        while (items := self._queue.get()) is not self._END:
+            yield from items
+        self._queue.put(self._END)  # a second reader, or a close() after the end, also ends
+
+
 @dataclass
 class StageTimes:
     """Busy seconds per stage (inference summed over workers) and what went through."""
@@ -140,6 +164,7 @@ class EmbeddingPipeline(Generic[K]):
         per_window = -(-self.window // max(1, encoder.batch_size))
         self.max_in_flight = max_in_flight or max(2 * per_window, 4 * encoder.workers)
         self.stats = StageTimes(workers=encoder.workers)
+        self._source = items
         self._items = iter(items)
         self._cancel = cancel or threading.Event()
         self._stop = threading.Event()
@@ -150,6 +175,9 @@ class EmbeddingPipeline(Generic[K]):
         self._threads += [threading.Thread(target=self._work, args=(k,), name=f"embed-infer-{k}", daemon=True)
                           for k in range(encoder.workers)]
         self._started = False
+        self._waiting: dict[int, _Done[K]] = {}
+        self._next_seq = 0
+        self._total = -1  # batches made, once the tokeniser has finished
         self.in_flight_peak = 0
         self._in_flight = 0
         self._count_lock = threading.Lock()
@@ -161,42 +189,70 @@ class EmbeddingPipeline(Generic[K]):
         self.close()
 
     # the caller's side ------------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[tuple[list[K], Vectors]]:
+    def start(self) -> None:
         if not self._started:
             self._started = True
             for thread in self._threads:
                 thread.start()
-        waiting: dict[int, _Done[K]] = {}
-        next_seq, total = 0, -1
-        while total < 0 or next_seq < total:
+
+    def __iter__(self) -> Iterator[tuple[list[K], Vectors]]:
+        """Every batch, in order, waiting for each; ends early when cancelled."""
+        self.start()
+        while not self.finished:
             if self._cancel.is_set():
                 return
             clock = time.perf_counter()
-            try:
-                message = self._done.get(timeout=POLL_S)
-            except queue.Empty:
-                self.stats.wait_s += time.perf_counter() - clock
-                continue
+            got = self._receive(block=True)
             self.stats.wait_s += time.perf_counter() - clock
-            if isinstance(message, _Failed):
-                raise message.error
-            if isinstance(message, _Finished):
-                total = message.total
-                continue
-            waiting[message.seq] = message
-            while next_seq in waiting:
-                done = waiting.pop(next_seq)
-                next_seq += 1
-                self.stats.batches += 1
-                self.stats.items += len(done.keys)
-                self._release()
-                yield done.keys, done.vectors
+            while got is not None:
+                yield got
                 if self._cancel.is_set():
                     return
+                got = self._next_in_order()
+
+    def take_ready(self) -> list[tuple[list[K], Vectors]]:
+        """The batches finished so far, in order, without waiting (to interleave with other work)."""
+        self.start()
+        out: list[tuple[list[K], Vectors]] = []
+        while (got := self._receive(block=False)) is not None:
+            out.append(got)
+            while (more := self._next_in_order()) is not None:
+                out.append(more)
+        return out
+
+    @property
+    def finished(self) -> bool:
+        return 0 <= self._total <= self._next_seq
+
+    def _receive(self, block: bool) -> tuple[list[K], Vectors] | None:
+        """Take one message off the done queue; the next batch in order if that made one ready."""
+        try:
+            message = self._done.get(timeout=POLL_S) if block else self._done.get_nowait()
+        except queue.Empty:
+            return None
+        if isinstance(message, _Failed):
+            raise message.error
+        if isinstance(message, _Finished):
+            self._total = message.total
+        else:
+            self._waiting[message.seq] = message
+        return self._next_in_order()
+
+    def _next_in_order(self) -> tuple[list[K], Vectors] | None:
+        done = self._waiting.pop(self._next_seq, None)
+        if done is None:
+            return None
+        self._next_seq += 1
+        self.stats.batches += 1
+        self.stats.items += len(done.keys)
+        self._release()
+        return done.keys, done.vectors
 
     def close(self) -> None:
         """Stop reading, drop what is not finished, and wait for the threads."""
         self._stop.set()
+        if isinstance(self._source, Feed):
+            self._source.close()  # the tokeniser may be waiting for more items
         for _ in range(self.max_in_flight):
             self._slots.release()  # unblocks the tokeniser
         if self._started:

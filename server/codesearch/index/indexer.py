@@ -17,6 +17,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -182,7 +183,8 @@ class Indexer:
 
     # phase one --------------------------------------------------------------------------------
     def sync(self, overlays: Mapping[str, str], cancel: threading.Event | None = None,
-             progress: ProgressCallback | None = None) -> SyncReport:
+             progress: ProgressCallback | None = None,
+             on_stored: Callable[[PreparedFile], None] | None = None) -> SyncReport:
         """Re-chunk what changed on disk (or in unsaved editor buffers) and drop what is gone.
 
         Files are read and chunked in worker processes when there are many (:mod:`.prepare`); this
@@ -204,6 +206,8 @@ class Indexer:
                     report.cancelled = True
                     return report
                 self._store(item, known.get(item.source.path), report)
+                if on_stored is not None and item.chunks:
+                    on_stored(item)
                 bulk.maybe_commit()
                 now = time.monotonic()
                 if progress and (now - last_report > 0.2 or done == total):
@@ -285,24 +289,31 @@ class Indexer:
         The texts go through the embedding pipeline (tokenised ahead, several workers, newest files
         first); vectors reach the store and the graph in batches (``on_batch`` runs after each).
         """
+        hashes = self.store.pending_hashes(encoder.model_key)
+        pipeline = EmbeddingPipeline(staged(encoder, batch_size), self._texts_of(hashes), cancel=cancel)
+        return self.write_embedded(pipeline, encoder.model_key, index, len(hashes), cancel, progress, on_batch)
+
+    def write_embedded(self, pipeline: EmbeddingPipeline[str], model_key: str, index: VectorIndex, to_embed: int,
+                       cancel: threading.Event | None = None, progress: ProgressCallback | None = None,
+                       on_batch: Callable[[], None] | None = None,
+                       ready: Iterable[tuple[list[str], np.ndarray]] = ()) -> EmbedReport:
+        """Store what ``pipeline`` embeds (after ``ready``, batches it handed over already) and add it to
+        the graph, in batches; closes the pipeline."""
         report = EmbedReport()
         start = time.monotonic()
-        model_key = encoder.model_key
         files, chunks, _ = self.store.counts(model_key)
-        hashes = self.store.pending_hashes(model_key)
         meter = RateMeter(start)
         writer = VectorWriter(self.store, index, model_key)
-        pipeline = EmbeddingPipeline(staged(encoder, batch_size), self._texts_of(hashes), cancel=cancel)
         try:
-            for keys, vectors in pipeline:
+            for keys, vectors in chain(ready, pipeline):
                 report.embedded += len(keys)
                 if writer.add(keys, vectors) and on_batch:
                     on_batch()
                 if progress:
                     rate = meter.update(len(keys))
-                    left = max(len(hashes) - report.embedded, 0)
+                    left = max(to_embed - report.embedded, 0)
                     progress(Progress(Phase.EMBED, files_done=files, files_total=files, chunks=chunks,
-                                      embedded=report.embedded, to_embed=len(hashes), rate=rate,
+                                      embedded=report.embedded, to_embed=to_embed, rate=rate,
                                       eta_s=left / rate if rate > 0 else None))
         finally:
             pipeline.close()

@@ -2,8 +2,8 @@
 
 A sync of a fresh 25k-chunk tree spends about two thirds of its CPU time reading, parsing, chunking
 and splitting identifiers, and one third writing SQLite. :func:`prepare` does the first part for one
-file; :class:`PreparePool` runs it on several cores and hands the results back in file order, never
-more than ``window`` files ahead of the writer (so memory stays flat on very large trees). Workers
+file; :class:`PreparePool` runs it on several cores next to the calling thread, never more than
+``window`` files ahead of the writer (so memory stays flat on very large trees). Workers
 come from a fork server (safe in a process that has threads, such as the language server) that
 imports this module once. Small syncs (an edit, a few files) run :func:`prepare` in process.
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..chunk.chunker import chunk_file
 from ..embed.sessions import usable_cores
@@ -47,6 +47,7 @@ class PreparedFile:
     parse_failed: bool = False
     chunks: tuple[Chunk, ...] = ()
     terms: tuple[ChunkTerms, ...] = ()
+    worker: int = 0  # the pid of the worker process that prepared it; 0 in the calling process
 
 
 def prepare(task: Task) -> PreparedFile:
@@ -66,7 +67,8 @@ def prepare(task: Task) -> PreparedFile:
 
 
 def prepare_many(tasks: list[Task]) -> list[PreparedFile]:
-    return [prepare(task) for task in tasks]
+    """In a worker process: its results say so (``worker``)."""
+    return [replace(prepare(task), worker=os.getpid()) for task in tasks]
 
 
 def pool_workers(files: int) -> int:
@@ -78,7 +80,7 @@ def pool_workers(files: int) -> int:
 
 
 class PreparePool:
-    """Worker processes that prepare files, results in the order the tasks were given."""
+    """Worker processes that prepare files next to the calling thread (see :meth:`share`)."""
 
     def __init__(self, workers: int, window: int = 256) -> None:
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
@@ -88,36 +90,37 @@ class PreparePool:
         self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         self._window = max(window, workers * FILES_PER_TASK * 2)
 
-    def map(self, tasks: Iterable[Task]) -> Iterator[PreparedFile]:
+    def share(self, tasks: Sequence[Task]) -> Iterator[PreparedFile]:
+        """Every task prepared, finished ones first: the workers take tasks from the back (at most
+        ``window`` files ahead), this thread from the front whenever no worker result is waiting.
+        Starting workers takes a second on a busy machine; meanwhile this thread gets on with it."""
+        front, back = 0, len(tasks)
         pending: deque[Future[list[PreparedFile]]] = deque()
-        queued = 0
-        batch: list[Task] = []
-        for task in tasks:
-            batch.append(task)
-            if len(batch) == FILES_PER_TASK:
-                pending.append(self._executor.submit(prepare_many, batch))
-                queued, batch = queued + len(batch), []
-            while queued >= self._window:
-                done = pending.popleft().result()
-                queued -= len(done)
-                yield from done
-        if batch:
-            pending.append(self._executor.submit(prepare_many, batch))
-        while pending:
-            yield from pending.popleft().result()
+        while front < back or pending:
+            while back > front and len(pending) * FILES_PER_TASK < self._window:
+                start = max(front, back - FILES_PER_TASK)
+                pending.append(self._executor.submit(prepare_many, list(tasks[start:back])))
+                back = start
+            if pending and pending[0].done():
+                yield from pending.popleft().result()
+            elif front < back:
+                yield prepare(tasks[front])
+                front += 1
+            elif pending:
+                yield from pending.popleft().result()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def prepared(tasks: list[Task]) -> Generator[PreparedFile, None, None]:
-    """Every task prepared, in order: in worker processes when there are many, else here."""
+    """Every task prepared: with worker processes when there are many (in no set order), else here in order."""
     workers = pool_workers(len(tasks))
     if not workers:
         yield from map(prepare, tasks)
         return
     pool = PreparePool(workers)
     try:
-        yield from pool.map(tasks)
+        yield from pool.share(tasks)
     finally:
         pool.close()

@@ -335,6 +335,16 @@ class Store:
         ).fetchall()
         return [r[0] for r in rows]
 
+    def with_vectors(self, model_key: str, hashes: Sequence[str]) -> set[str]:
+        """Those of ``hashes`` that have a vector for this model."""
+        found: set[str] = set()
+        for start in range(0, len(hashes), 500):
+            part = list(hashes[start:start + 500])
+            marks = ",".join("?" * len(part))
+            found.update(r[0] for r in self.read.execute(
+                f"SELECT embed_hash FROM vectors WHERE model_key=? AND embed_hash IN ({marks})", [model_key, *part]))
+        return found
+
     def texts_for(self, hashes: Sequence[str]) -> dict[str, str]:
         """The text to embed for each of these hashes that a chunk still has."""
         out: dict[str, str] = {}
