@@ -255,12 +255,13 @@ class Engine:
         if not self.is_writer and not self.acquire_writer(wait=False):
             raise WorkspaceBusy(f"another codesearch process is indexing {self.root}")
 
-    def sync(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None
-             ) -> SyncReport:
-        """Phase one: files → chunks → lexical index. Seconds, even for large repositories."""
+    def sync(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None,
+             parallel: bool = True) -> SyncReport:
+        """Phase one: files → chunks → lexical index. Seconds, even for large repositories.
+        ``parallel``: worker processes may read and chunk files (not worth starting for a short sync)."""
         with self._write:
             self._require_writer()
-            report = self.indexer.sync(dict(self._overlays), cancel, progress)
+            report = self.indexer.sync(dict(self._overlays), cancel, progress, parallel=parallel)
             self._drop_from_index(report.removed_chunk_ids)
             self._pending_cache = None
             return report

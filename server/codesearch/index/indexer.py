@@ -184,11 +184,12 @@ class Indexer:
     # phase one --------------------------------------------------------------------------------
     def sync(self, overlays: Mapping[str, str], cancel: threading.Event | None = None,
              progress: ProgressCallback | None = None,
-             on_stored: Callable[[PreparedFile], None] | None = None) -> SyncReport:
+             on_stored: Callable[[PreparedFile], None] | None = None, parallel: bool = True) -> SyncReport:
         """Re-chunk what changed on disk (or in unsaved editor buffers) and drop what is gone.
 
-        Files are read and chunked in worker processes when there are many (:mod:`.prepare`); this
-        thread writes the store, committing twice a second, so searches see the files synced so far."""
+        Files are read and chunked in worker processes when there are many and ``parallel`` (starting
+        them costs a second on a busy machine: not worth it for a sync cut short); this thread writes
+        the store, committing twice a second, so searches see the files synced so far."""
         report = SyncReport()
         if progress:
             progress(Progress(Phase.SCAN))
@@ -200,7 +201,7 @@ class Indexer:
         report.unchanged = len(result.files) - len(tasks)
         total = len(result.files)
         last_report = 0.0
-        with self.store.bulk() as bulk, closing(prepared(tasks)) as items:
+        with self.store.bulk() as bulk, closing(prepared(tasks, parallel)) as items:
             for done, item in enumerate(items, report.unchanged + 1):
                 if cancel is not None and cancel.is_set():
                     report.cancelled = True

@@ -10,8 +10,10 @@ imports this module once. Small syncs (an edit, a few files) run :func:`prepare`
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,6 +25,8 @@ from ..languages import detect_language
 from ..types import Chunk
 from ..walk.walker import SourceFile, read_text
 from .store import ChunkTerms, chunk_terms, text_hash
+
+log = logging.getLogger(__name__)
 
 POOL_MIN_FILES = 48  # fewer files to read than this: no worker processes
 MAX_WORKERS = 8
@@ -80,24 +84,43 @@ def pool_workers(files: int) -> int:
 
 
 class PreparePool:
-    """Worker processes that prepare files next to the calling thread (see :meth:`share`)."""
+    """Worker processes that prepare files next to the calling thread (see :meth:`share`).
+
+    The workers start in a thread of their own: on a busy machine that takes a second or more, which
+    the calling thread spends preparing files itself rather than waiting."""
 
     def __init__(self, workers: int, window: int = 256) -> None:
+        self._workers = workers
+        self._window = max(window, workers * FILES_PER_TASK * 2)
+        self._executor: ProcessPoolExecutor | None = None
+        self._ready = threading.Event()
+        self._closed = threading.Event()
+        threading.Thread(target=self._start, name="codesearch-prepare-start", daemon=True).start()
+
+    def _start(self) -> None:
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         context = multiprocessing.get_context(method)
         if method == "forkserver":
             context.set_forkserver_preload([__name__])
-        self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        self._window = max(window, workers * FILES_PER_TASK * 2)
+        try:
+            executor = ProcessPoolExecutor(max_workers=self._workers, mp_context=context)
+            for warm in [executor.submit(os.getpid) for _ in range(self._workers)]:
+                warm.result()
+        except Exception as exc:  # no workers: the calling thread does it all
+            log.warning("no worker processes for reading files: %s", exc)
+            return
+        self._executor = executor
+        self._ready.set()
+        if self._closed.is_set():
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def share(self, tasks: Sequence[Task]) -> Iterator[PreparedFile]:
         """Every task prepared, finished ones first: the workers take tasks from the back (at most
-        ``window`` files ahead), this thread from the front whenever no worker result is waiting.
-        Starting workers takes a second on a busy machine; meanwhile this thread gets on with it."""
+        ``window`` files ahead), this thread from the front whenever no worker result is waiting."""
         front, back = 0, len(tasks)
         pending: deque[Future[list[PreparedFile]]] = deque()
         while front < back or pending:
-            while back > front and len(pending) * FILES_PER_TASK < self._window:
+            while self._executor is not None and back > front and len(pending) * FILES_PER_TASK < self._window:
                 start = max(front, back - FILES_PER_TASK)
                 pending.append(self._executor.submit(prepare_many, list(tasks[start:back])))
                 back = start
@@ -110,12 +133,14 @@ class PreparePool:
                 yield from pending.popleft().result()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._closed.set()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def prepared(tasks: list[Task]) -> Generator[PreparedFile, None, None]:
+def prepared(tasks: list[Task], parallel: bool = True) -> Generator[PreparedFile, None, None]:
     """Every task prepared: with worker processes when there are many (in no set order), else here in order."""
-    workers = pool_workers(len(tasks))
+    workers = pool_workers(len(tasks)) if parallel else 0
     if not workers:
         yield from map(prepare, tasks)
         return

@@ -281,7 +281,7 @@ def sync_briefly(engine: Engine, budget_s: float | None = None) -> QuickSync:
     try:
         found = inspect(engine.dir, lock_held_here=True)
         timer.start()
-        report = engine.sync(cancel, progress)
+        report = engine.sync(cancel, progress, parallel=False)
         timer.cancel()
         if not report.cancelled and engine.vectors_stored() and engine.load_encoder():
             pending = engine.store.count_pending(engine.encoder.model_key)
