@@ -176,6 +176,21 @@ def test_index_says_searchable_before_embedding(tmp_path: Path, env: dict[str, s
     assert any(line.startswith("indexed 8 files") for line in lines[searchable + 1:])
 
 
+def test_cuda_asked_for_but_unusable_says_how_to_fix_it(tmp_path: Path, env: dict[str, str]) -> None:
+    from codesearch.embed.encoder import CUDA, choose_provider
+
+    if choose_provider("auto").provider == CUDA:
+        pytest.skip("CUDA works on this machine")
+    root = make_repo(tmp_path / "repo")
+    for args in (["search", "retry", "--path", str(root), "--device", "cuda"],
+                 ["index", str(root), "--device", "cuda"]):
+        proc = cli(env, *args, check=False)
+        assert proc.returncode == 4, proc.stderr
+        assert "CUDA was requested but" in proc.stderr and "onnxruntime-gpu[cuda,cudnn]" in proc.stderr
+        assert "docs/gpu.md" in proc.stderr and "Traceback" not in proc.stderr
+    assert background.read_state(index_dir(root)) is None  # no indexer was left to fail in the background
+
+
 # in-process pieces -----------------------------------------------------------------------------------------
 def test_a_search_reads_files_for_a_bounded_time_then_the_indexer_reads_the_rest(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

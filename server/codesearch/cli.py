@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from . import __version__
@@ -34,7 +35,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     sys.exit(code)
 
 
@@ -56,7 +57,7 @@ def open_engine(path: Path, model: str | None, device: str, exclude: tuple[str, 
     config = EngineConfig(model=model, device=device, exclude=exclude, max_file_size=max_file_size,
                           ranker=ranker, rerank_k=rerank_k)
     try:
-        return Engine(path, config, on_message=lambda m: err.print(f"[yellow]{m}[/]"))
+        return Engine(path, config, on_message=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
     except EngineError as exc:
         fail(str(exc), EXIT_USAGE)
         raise  # unreachable
@@ -169,6 +170,11 @@ def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], 
           quiet: bool, wait: bool) -> None:
     """Index PATH (default: the current folder) and embed every chunk."""
     engine = open_engine(path, model, device, exclude, max_file_size)
+    try:
+        engine.check_model()
+    except EngineError as exc:
+        engine.close()
+        fail(str(exc), EXIT_MODEL)
     start = time.monotonic()
     sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait, announce=True)
     status = engine.status()
@@ -189,7 +195,7 @@ def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], 
         f"index: {status.index_dir} ({status.index_bytes / 1e6:.1f} MB)"
     )
     for path_, message in sync.read_errors:
-        err.print(f"[yellow]unreadable:[/] {path_}: {message}")
+        err.print(f"[yellow]unreadable:[/] {escape(path_)}: {escape(message)}")
 
 
 def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
@@ -244,7 +250,7 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
                 with engine.writing():
                     run_update(engine, embed=mode != "lexical", show_progress=not as_json)
             except WorkspaceBusy:
-                err.print(f"[yellow]{busy_message(engine)}; answering from what it has stored so far[/]")
+                err.print(f"[yellow]{escape(busy_message(engine))}; answering from what it has stored so far[/]")
         else:
             engine.check_model()
             quick = background.sync_briefly(engine)
@@ -267,7 +273,7 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
         return
     if quick is not None:
         for line in background.hand_over(engine, quick, pending, dense_used):
-            err.print(f"[yellow]{line}[/]")
+            err.print(f"[yellow]{escape(line)}[/]")
     elif pending:
         err.print(f"[yellow]{pending} chunks are not embedded yet: results come from the lexical "
                   "index and the chunks embedded so far[/]")
@@ -325,7 +331,7 @@ def status(path: Path, as_json: bool, model: str | None, device: str, exclude: t
         try:
             engine.encoder  # noqa: B018 - loads the model so provider and pending are exact
         except EngineError as exc:
-            err.print(f"[yellow]model not loaded: {exc}[/]")
+            err.print(f"[yellow]model not loaded: {escape(str(exc))}[/]")
         st = engine.status()
         stale = engine.stale_files()
     finally:

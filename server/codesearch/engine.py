@@ -19,7 +19,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .embed.encoder import CUDA, choose_provider
+from .embed.encoder import CUDA, ProviderError, choose_provider
 from .embed.loading import EncoderLoadError, check_model, load_encoder
 from .index.indexer import EmbedReport, Indexer, ProgressCallback, SyncReport, chunker_fingerprint
 from .index.overlap import sync_and_embed
@@ -158,11 +158,14 @@ class Engine:
         return self._encoder
 
     def check_model(self) -> None:
-        """``EngineError`` now if the configured model can never load; loads nothing."""
+        """``EngineError`` now if the configured model can never load, or CUDA was asked for and cannot
+        be used; loads nothing."""
         if self._encoder is None:
             try:
                 check_model(self.config.model)
-            except EncoderLoadError as exc:
+                if self.config.device == "cuda":
+                    choose_provider("cuda")
+            except (EncoderLoadError, ProviderError) as exc:
                 self.model_problem = str(exc)
                 raise EngineError(str(exc)) from exc
 
@@ -314,7 +317,10 @@ class Engine:
             return mode in ("on", "1")
         if self._encoder is not None:
             return self._encoder.provider == CUDA
-        return self.config.device != "cpu" and choose_provider(self.config.device).provider == CUDA
+        try:
+            return self.config.device != "cpu" and choose_provider(self.config.device).provider == CUDA
+        except ProviderError:
+            return False  # loading the model says why
 
     def update_paths(self, paths: Iterable[str | Path], embed: bool = True) -> SyncReport:
         """Re-index just these files (watcher events, editor buffers); absolute or relative paths."""

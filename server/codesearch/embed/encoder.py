@@ -37,7 +37,8 @@ def _cuda_unavailable_reason() -> str | None:
     import onnxruntime as ort
 
     if CUDA not in ort.get_available_providers():
-        return "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
+        return ("this onnxruntime build has no CUDA provider (on Linux x86-64: "
+                "`pip install 'onnxruntime-gpu[cuda,cudnn]'` in place of onnxruntime; see docs/gpu.md)")
     preload = getattr(ort, "preload_dlls", None)
     # CUDA libraries installed from PyPI (nvidia-* packages) must be preloaded; without them the
     # call only prints failures, so skip it.
@@ -51,7 +52,9 @@ def _cuda_unavailable_reason() -> str | None:
         try:
             ctypes.CDLL(str(lib))
         except OSError as exc:
-            return f"the CUDA provider cannot load: {exc}"
+            return (f"the CUDA provider cannot load: {exc} (it needs the CUDA libraries onnxruntime-gpu "
+                    f"{ort.__version__} was built for: `pip install 'onnxruntime-gpu[cuda,cudnn]=="
+                    f"{ort.__version__}'` installs them, or put the system's on LD_LIBRARY_PATH; see docs/gpu.md)")
     return None
 
 
