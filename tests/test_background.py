@@ -237,3 +237,14 @@ def test_eta_from_the_running_rate_or_a_remembered_one(tmp_path: Path) -> None:
     state = BackgroundState(pid=1, root="r", started=0, updated=0, phase="embed", rate=10.0)
     assert background.estimate(state, 1000, config) == pytest.approx(100.0)
     assert background.format_eta(None) == "measuring" and background.format_eta(4000) == "67 min"
+
+
+def test_a_search_reads_files_until_about_2_5_s_after_its_process_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(background.SYNC_BUDGET_ENV, raising=False)
+    assert 0 < background.process_age_s() < 3600  # this test process started a while ago
+    monkeypatch.setattr(background, "process_age_s", lambda: 0.4)
+    assert background.sync_budget() == pytest.approx(background.ANSWER_WITHIN_S - 0.4)
+    monkeypatch.setattr(background, "process_age_s", lambda: 10.0)  # a slow start still reads a little
+    assert background.sync_budget() == background.MIN_SYNC_S
+    monkeypatch.setenv(background.SYNC_BUDGET_ENV, "7")
+    assert background.sync_budget() == 7.0

@@ -45,7 +45,8 @@ STATE_EVERY_S = 1.0
 LOCK_WAIT_S = 30.0  # the starting CLI may still be releasing the lock
 MAX_ROUNDS = 3  # sync + embed again while files keep changing, at most this often
 FINAL = ("done", "stopped", "failed")
-FIRST_ANSWER_SYNC_S = 2.0  # a search reads files this long at most before it answers
+ANSWER_WITHIN_S = 2.5  # a search stops reading files this long after its process started...
+MIN_SYNC_S = 0.5  # ...but reads for this long at least
 SYNC_BUDGET_ENV = "CODESEARCH_SYNC_BUDGET_S"
 INLINE_EMBED_MAX = 32  # a search embeds this many changed chunks itself rather than start an indexer
 RETRY_FAILED_S = 600.0  # a failed indexer is not restarted by searches for this long
@@ -251,14 +252,27 @@ class QuickSync:
     files_total: int
     found: Inspection  # the background indexer, as found before syncing
     embedded: int = 0  # a few changed chunks embedded on the spot
+    budget_s: float = 0.0  # how long it could read files
 
 
 def sync_budget() -> float:
-    """:data:`FIRST_ANSWER_SYNC_S`, or ``CODESEARCH_SYNC_BUDGET_S`` (tests that need whole syncs on a busy machine)."""
+    """Seconds a search may read files: up to :data:`ANSWER_WITHIN_S` after the process started (Python's
+    start and imports count), at least :data:`MIN_SYNC_S`; ``CODESEARCH_SYNC_BUDGET_S`` fixes it instead
+    (tests that need whole syncs on a busy machine)."""
     try:
-        return float(os.environ.get(SYNC_BUDGET_ENV, "") or FIRST_ANSWER_SYNC_S)
-    except ValueError:
-        return FIRST_ANSWER_SYNC_S
+        return float(os.environ[SYNC_BUDGET_ENV])
+    except (KeyError, ValueError):
+        return max(MIN_SYNC_S, ANSWER_WITHIN_S - process_age_s())
+
+
+def process_age_s() -> float:
+    """Seconds since this process started (Linux; 0 where /proc cannot tell)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def sync_briefly(engine: Engine, budget_s: float | None = None) -> QuickSync:
@@ -290,7 +304,7 @@ def sync_briefly(engine: Engine, budget_s: float | None = None) -> QuickSync:
     finally:
         timer.cancel()
         engine.release_writer()
-    return QuickSync(True, report.cancelled, seen[0], seen[1], found, embedded)
+    return QuickSync(True, report.cancelled, seen[0], seen[1], found, embedded, budget_s)
 
 
 def hand_over(engine: Engine, quick: QuickSync, pending: int, dense_used: bool) -> list[str]:
@@ -302,7 +316,7 @@ def hand_over(engine: Engine, quick: QuickSync, pending: int, dense_used: bool) 
                      f"{engine.dir / LOG_FILE}")
     if quick.partial:
         lines.append(f"read {quick.files_done} of {quick.files_total} files so far (answering after "
-                     f"{sync_budget():.0f} s); the rest is read in the background")
+                     f"{quick.budget_s:.1f} s); the rest is read in the background")
     if pending:
         part = " and the part embedded so far" if dense_used else ""
         lines.append(f"{pending} chunks are not embedded yet{' (at least)' if quick.partial else ''}: "
