@@ -271,6 +271,7 @@ def layouts(args: argparse.Namespace) -> dict[str, Any]:
             folder, device="cpu", layout=Layout(cores, 1, 1, 32, 4096)),
         f"pipeline, {cores} workers × 1 thread, {cores} sessions": OnnxEncoder.from_folder(
             folder, device="cpu", layout=Layout(cores, 1, cores, 32, 4096)),
+        f"pipeline, chosen: {chosen.describe()}": OnnxEncoder.from_folder(folder, device="cpu", layout=chosen),
     }
     texts = sample_texts(args.work_dir, args.texts)
     rates: dict[str, list[float]] = {name: [] for name in variants}

@@ -164,6 +164,8 @@ def test_cpu_layout_uses_every_core(cores: int, workers: int, threads: int, sess
     assert (layout.workers, layout.threads, layout.sessions) == (workers, threads, sessions)
     assert layout.workers * layout.threads == cores
     assert layout.batch_size == 32
+    assert layout.max_batch_tokens >= 256  # a whole 256-token text always fits
+    assert layout.workers * layout.max_batch_tokens <= max(8192, 256 * layout.workers)  # memory in flight
 
 
 def test_cuda_layout_takes_big_batches_on_one_session() -> None:
@@ -175,9 +177,9 @@ def test_cuda_layout_takes_big_batches_on_one_session() -> None:
 
 def test_layout_override(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CODESEARCH_LAYOUT", "3x2")
-    assert layout_override(CPU) == Layout(workers=3, threads=2, sessions=3, batch_size=32, max_batch_tokens=4096)
+    assert layout_override(CPU) == Layout(workers=3, threads=2, sessions=3, batch_size=32, max_batch_tokens=1365)
     monkeypatch.setenv("CODESEARCH_LAYOUT", "1x1")
-    assert layout_override(CPU) == Layout(workers=1, threads=1, sessions=1, batch_size=32, max_batch_tokens=4096)
+    assert layout_override(CPU) == Layout(workers=1, threads=1, sessions=1, batch_size=32, max_batch_tokens=2048)
     monkeypatch.setenv("CODESEARCH_LAYOUT", "lots")
     assert layout_override(CPU) is None
 
