@@ -49,7 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_WORK_DIR, RssSampler, Stopwatch, load_average, machine_info, percentile, table
 
-FLAGS = ("--stages", "--layouts", "--scaling", "--large", "--first-answer", "--reindex", "--scaling-child")
+FLAGS = ("--stages", "--layouts", "--scaling", "--large", "--first-answer", "--reindex", "--child")
 QUERY = "parse command line arguments"
 
 
@@ -255,93 +255,110 @@ class CallsOf64:
         return self.encoder.encode_documents(texts)
 
 
-def layouts(args: argparse.Namespace) -> dict[str, Any]:
+Runs = dict[str, list[dict[str, float]]]
+
+
+def run_children(variants: dict[str, dict[str, Any]], texts: list[str], rounds: int) -> Runs:
+    """Each variant in a fresh child process (its own peak RSS), rounds interleaved."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(texts, handle)
+        texts_file = handle.name
+    runs: Runs = {name: [] for name in variants}
+    try:
+        for r in range(rounds):
+            for name, spec in variants.items():
+                cmd = [sys.executable, __file__, "--child", json.dumps(spec), "--texts-file", texts_file]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+                runs[name].append(json.loads(out.strip().splitlines()[-1]))
+                log(f"  round {r + 1}: {name}: {runs[name][-1]}")
+    finally:
+        os.unlink(texts_file)
+    return runs
+
+
+def child(spec: dict[str, Any], texts_file: str) -> None:
+    """Embed the texts once (after a warm-up) as ``spec`` says; print chunks/s and peak RSS as JSON.
+
+    spec: ``cores`` (pin to that many cores, the layout then chosen for them), or ``layout``
+    ``[workers, threads, sessions, batch_size, max_batch_tokens]``; ``calls64``: the code before."""
+    if spec.get("cores"):
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:spec["cores"]])
+        os.environ["CODESEARCH_THREADS"] = str(spec["cores"])
     from codesearch.embed.encoder import OnnxEncoder
-    from codesearch.embed.sessions import CPU, Layout, choose_layout, usable_cores
+    from codesearch.embed.sessions import Layout
+
+    texts = json.loads(Path(texts_file).read_text())
+    layout = Layout(*spec["layout"]) if spec.get("layout") else None
+    encoder: Any = OnnxEncoder.from_folder(default_model_folder(), device="cpu", layout=layout)
+    if spec.get("calls64"):
+        encoder = CallsOf64(encoder)
+    pipeline_rate(encoder, texts[:32])
+    with RssSampler() as rss:
+        rate = pipeline_rate(encoder, texts)
+    print(json.dumps({"rate": rate, "rss_mb": rss.peak / 2**20}))
+
+
+def layouts(args: argparse.Namespace) -> dict[str, Any]:
+    from codesearch.embed.sessions import CPU, choose_layout, usable_cores
 
     cores = usable_cores()
-    folder = default_model_folder()
     chosen = choose_layout(cores, CPU)
-    variants: dict[str, Any] = {
-        f"before: 1 session × {cores} threads, calls of 64 texts": CallsOf64(OnnxEncoder.from_folder(
-            folder, device="cpu", layout=Layout(1, cores, 1, 32, 4096))),
-        f"pipeline, 1 session × {cores} threads": OnnxEncoder.from_folder(
-            folder, device="cpu", layout=Layout(1, cores, 1, 32, 4096)),
-        f"pipeline, {cores} workers × 1 thread, one shared session": OnnxEncoder.from_folder(
-            folder, device="cpu", layout=Layout(cores, 1, 1, 32, 4096)),
-        f"pipeline, {cores} workers × 1 thread, {cores} sessions": OnnxEncoder.from_folder(
-            folder, device="cpu", layout=Layout(cores, 1, cores, 32, 4096)),
-        f"pipeline, chosen: {chosen.describe()}": OnnxEncoder.from_folder(folder, device="cpu", layout=chosen),
+    variants: dict[str, dict[str, Any]] = {
+        f"before: 1 session × {cores} threads, calls of 64 texts, ≤4096 tokens":
+            {"layout": [1, cores, 1, 32, 4096], "calls64": True},
+        f"pipeline, 1 session × {cores} threads, ≤4096 tokens": {"layout": [1, cores, 1, 32, 4096]},
+        f"pipeline, {cores} workers × 1 thread, one shared session, ≤4096 tokens":
+            {"layout": [cores, 1, 1, 32, 4096]},
+        f"pipeline, {cores} workers × 1 thread, {cores} sessions, ≤4096 tokens":
+            {"layout": [cores, 1, cores, 32, 4096]},
+        f"pipeline, chosen: {chosen.describe()}": {"layout": [chosen.workers, chosen.threads, chosen.sessions,
+                                                            chosen.batch_size, chosen.max_batch_tokens]},
     }
     texts = sample_texts(args.work_dir, args.texts)
-    rates: dict[str, list[float]] = {name: [] for name in variants}
-    pipeline_rate(next(iter(variants.values())), texts[:32])  # warm-up
-    for r in range(args.rounds):
-        for name, encoder in variants.items():
-            rates[name].append(pipeline_rate(encoder, texts))
-            log(f"  round {r + 1}: {name}: {rates[name][-1]:.1f} chunks/s")
-    base = statistics.median(next(iter(rates.values())))
-    rows = [[name, statistics.median(v), statistics.median(v) / base, ", ".join(f"{x:.1f}" for x in v)]
-            for name, v in rates.items()]
+    runs = run_children(variants, texts, args.rounds)
+    base = statistics.median(r["rate"] for r in next(iter(runs.values())))
+    rows = [[name, statistics.median(r["rate"] for r in v), statistics.median(r["rate"] for r in v) / base,
+             statistics.median(r["rss_mb"] for r in v), ", ".join(f"{r['rate']:.1f}" for r in v)]
+            for name, v in runs.items()]
     return {"mode": "layouts", "cores": cores, "texts": len(texts), "rounds": args.rounds,
             "chosen": chosen.describe(), "rows": rows, "machine": machine_info()}
 
 
 def print_layouts(r: dict[str, Any]) -> None:
-    print(f"{r['texts']} stdlib chunk texts, {r['rounds']} rounds interleaved, {r['cores']} cores; "
-          f"choose_layout picks: {r['chosen']}\n")
-    print(table(["layout", "median chunks/s", "× before", "per round"],
-                [[n, f"{m:.1f}", f"{x:.2f}", runs] for n, m, x, runs in r["rows"]]))
+    print(f"{r['texts']} stdlib chunk texts, {r['rounds']} rounds interleaved, {r['cores']} cores, each run a fresh "
+          f"child process; choose_layout picks: {r['chosen']}\n")
+    print(table(["layout", "median chunks/s", "× before", "median peak RSS MB", "chunks/s per round"],
+                [[n, f"{m:.1f}", f"{x:.2f}", f"{rss:.0f}", runs] for n, m, x, rss, runs in r["rows"]]))
 
 
 # --scaling ------------------------------------------------------------------------------------------------
 def scaling(args: argparse.Namespace) -> dict[str, Any]:
-    available = sorted(os.sched_getaffinity(0))
-    counts = [k for k in (int(x) for x in args.scaling.split(",")) if 0 < k <= len(available)]
-    skipped = [int(x) for x in args.scaling.split(",") if int(x) > len(available)]
-    texts = sample_texts(args.work_dir, args.texts)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-        json.dump(texts, handle)
-        texts_file = handle.name
-    rates: dict[int, list[float]] = {k: [] for k in counts}
-    try:
-        for r in range(args.rounds):
-            for k in counts:
-                cmd = [sys.executable, __file__, "--scaling-child", str(k), "--texts-file", texts_file]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-                rates[k].append(json.loads(out)["rate"])
-                log(f"  round {r + 1}: {k} cores: {rates[k][-1]:.1f} chunks/s")
-    finally:
-        os.unlink(texts_file)
     from codesearch.embed.sessions import CPU, choose_layout
 
+    available = len(os.sched_getaffinity(0))
+    asked = [int(x) for x in args.scaling.split(",")]
+    counts = [k for k in asked if 0 < k <= available]
+    texts = sample_texts(args.work_dir, args.texts)
+    runs = run_children({str(k): {"cores": k} for k in counts}, texts, args.rounds)
     base_k = counts[0]
-    base = statistics.median(rates[base_k])
+    base = statistics.median(r["rate"] for r in runs[str(base_k)])
     rows = []
     for k in counts:
-        med = statistics.median(rates[k])
+        med = statistics.median(r["rate"] for r in runs[str(k)])
         rows.append([k, choose_layout(k, CPU).describe(), med, med / base, (med / base) / (k / base_k),
-                     ", ".join(f"{x:.1f}" for x in rates[k])])
-    return {"mode": "scaling", "texts": len(texts), "rounds": args.rounds, "rows": rows, "skipped": skipped,
-            "machine": machine_info()}
-
-
-def scaling_child(k: int, texts_file: str) -> None:
-    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:k])
-    os.environ["CODESEARCH_THREADS"] = str(k)
-    from codesearch.embed.encoder import OnnxEncoder
-
-    texts = json.loads(Path(texts_file).read_text())
-    encoder = OnnxEncoder.from_folder(default_model_folder(), device="cpu")
-    pipeline_rate(encoder, texts[:32])
-    print(json.dumps({"rate": pipeline_rate(encoder, texts), "layout": encoder.layout.describe()}))
+                     statistics.median(r["rss_mb"] for r in runs[str(k)]),
+                     ", ".join(f"{r['rate']:.1f}" for r in runs[str(k)])])
+    return {"mode": "scaling", "texts": len(texts), "rounds": args.rounds, "rows": rows,
+            "skipped": [k for k in asked if k > available], "machine": machine_info()}
 
 
 def print_scaling(r: dict[str, Any]) -> None:
     print(f"{r['texts']} stdlib chunk texts, {r['rounds']} rounds interleaved; each row a child pinned to k cores "
           f"with the layout choose_layout(k) picks\n")
-    print(table(["cores", "layout", "median chunks/s", "speed-up", "efficiency (1 = linear)", "per round"],
-                [[k, lay, f"{m:.1f}", f"{s:.2f}", f"{e:.2f}", runs] for k, lay, m, s, e, runs in r["rows"]]))
+    print(table(["cores", "layout", "median chunks/s", "speed-up", "efficiency (1 = linear)", "peak RSS MB",
+                 "per round"],
+                [[k, lay, f"{m:.1f}", f"{s:.2f}", f"{e:.2f}", f"{rss:.0f}", runs]
+                 for k, lay, m, s, e, rss, runs in r["rows"]]))
     if r["skipped"]:
         print(f"\nnot measured (this machine has fewer cores): {r['skipped']}")
 
@@ -552,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mode.add_argument("--large", action="store_true")
     mode.add_argument("--first-answer", action="store_true")
     mode.add_argument("--reindex", default=None, metavar="TREE")
-    mode.add_argument("--scaling-child", type=int, default=None, help=argparse.SUPPRESS)
+    mode.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--texts-file", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--copies", type=int, default=None, help="renamed copies of the stdlib tree")
@@ -565,8 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--save", type=Path, default=None)
     args = parser.parse_args(argv)
-    if args.scaling_child is not None:
-        scaling_child(args.scaling_child, args.texts_file)
+    if args.child is not None:
+        child(json.loads(args.child), args.texts_file)
         return 0
     if args.copies is None:
         args.copies = 20 if args.large else 1
