@@ -191,7 +191,7 @@ def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], 
         f"(+{sync.added} ~{sync.updated} -{sync.removed} files; embedded {embedded.embedded if embedded else 0}"
         f"{rate}) in {elapsed:.1f}s\n"
         f"skipped: {skipped}; parse failures (indexed by line windows): {len(status.parse_failures)}\n"
-        f"model: {status.model} on {status.provider} ({status.provider_reason})\n"
+        f"model: {escape(status.model)} on {status.provider} ({escape(status.provider_reason)})\n"
         f"index: {status.index_dir} ({status.index_bytes / 1e6:.1f} MB)"
     )
     for path_, message in sync.read_errors:

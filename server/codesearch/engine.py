@@ -36,6 +36,7 @@ from .walk.walker import DEFAULT_MAX_FILE_SIZE, WalkOptions, walk
 log = logging.getLogger(__name__)
 
 INDEX_SAVE_INTERVAL_S = 60.0
+SAVE_MIN_CHANGES = 1024
 PENDING_CACHE_S = 2.0
 IGNORE_FILES = frozenset({".gitignore", ".codesearchignore"})
 
@@ -368,9 +369,14 @@ class Engine:
         if time.monotonic() - self._last_save > INDEX_SAVE_INTERVAL_S:
             self.save()
 
-    def save(self) -> None:
-        if self._index is not None and self._encoder is not None and self.is_writer:
-            self._index.save(self.dir / "vectors.hnsw", self._index_key(self._encoder))
+    def save(self, force: bool = False) -> None:
+        """Write the graph if it changed by :data:`SAVE_MIN_CHANGES` labels (or ``force``): a graph a few
+        edits behind the store is brought up to date when loaded, for less than writing it costs."""
+        if self._index is None or self._encoder is None or not self.is_writer:
+            return
+        path = self.dir / "vectors.hnsw"
+        if force or self._index.changes >= SAVE_MIN_CHANGES or not path.exists():
+            self._index.save(path, self._index_key(self._encoder))
             self._last_save = time.monotonic()
 
     # reading ---------------------------------------------------------------------------------

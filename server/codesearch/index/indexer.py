@@ -332,16 +332,16 @@ class Indexer:
             yield from ((h, texts[h]) for h in part if h in texts)
 
     def reconcile_index(self, encoder_key: str, index: VectorIndex) -> tuple[int, int]:
-        """Make the HNSW labels equal the chunks that have vectors: (added, removed)."""
-        wanted: set[int] = set()
-        added = 0
+        """Make the HNSW labels equal the chunks that have vectors: (added, removed).
+
+        Compares ids first and reads only the missing vectors (a saved graph that is a few edits
+        behind costs milliseconds, not a read of every vector)."""
+        wanted = self.store.embedded_chunk_ids(encoder_key)
         have = index.labels
-        for ids, vecs in self.store.embedded_chunks(encoder_key):
-            wanted.update(ids.tolist())
-            mask = np.array([i not in have for i in ids.tolist()], dtype=bool)
-            if mask.any():
-                index.add(ids[mask], vecs[mask])
-                added += int(mask.sum())
+        added = 0
+        for ids, vecs in self.store.chunk_vectors(encoder_key, sorted(wanted - have)):
+            index.add(ids, vecs)
+            added += len(ids)
         stale = sorted(have - wanted)
         index.remove(stale)
         return added, len(stale)

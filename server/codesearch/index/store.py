@@ -326,14 +326,34 @@ class Store:
 
     # vectors -------------------------------------------------------------------------------
     def pending_hashes(self, model_key: str) -> list[str]:
-        """Every embed hash lacking a vector for this model, most recently modified files first."""
-        rows = self.read.execute(
-            "SELECT c.embed_hash, max(c.mtime_ns) AS m FROM chunks c "
-            "LEFT JOIN vectors v ON v.embed_hash=c.embed_hash AND v.model_key=? "
-            "WHERE v.embed_hash IS NULL GROUP BY c.embed_hash ORDER BY m DESC",
-            (model_key,),
-        ).fetchall()
-        return [r[0] for r in rows]
+        """Every embed hash lacking a vector for this model, most recently modified files first.
+
+        A set difference of two ordered reads, then the mtimes of just those: after an edit that is a
+        few rows, not a probe of the wide vectors table per chunk."""
+        have = {r[0] for r in self.read.execute("SELECT embed_hash FROM vectors WHERE model_key=?", (model_key,))}
+        missing = [r[0] for r in self.read.execute("SELECT DISTINCT embed_hash FROM chunks") if r[0] not in have]
+        newest: dict[str, int] = {}
+        for start in range(0, len(missing), 500):
+            part = missing[start:start + 500]
+            newest.update(self.read.execute(
+                f"SELECT embed_hash, max(mtime_ns) FROM chunks WHERE embed_hash IN ({','.join('?' * len(part))}) "
+                "GROUP BY embed_hash", part).fetchall())
+        return sorted(newest, key=lambda h: -newest[h])
+
+    def embedded_chunk_ids(self, model_key: str) -> set[int]:
+        """Ids of the chunks that have a vector for this model (no vectors read)."""
+        return {r[0] for r in self.read.execute(
+            "SELECT c.id FROM chunks c JOIN vectors v ON v.embed_hash=c.embed_hash AND v.model_key=?", (model_key,))}
+
+    def chunk_vectors(self, model_key: str, ids: Sequence[int]) -> Iterator[tuple[np.ndarray, Vectors]]:
+        """(chunk ids, vectors) for these chunk ids, those that have a vector, in batches."""
+        for start in range(0, len(ids), 500):
+            part = list(ids[start:start + 500])
+            rows = self.read.execute(
+                "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.embed_hash=c.embed_hash AND v.model_key=? "
+                f"WHERE c.id IN ({','.join('?' * len(part))})", [model_key, *part]).fetchall()
+            if rows:
+                yield self._unpack(rows)
 
     def with_vectors(self, model_key: str, hashes: Sequence[str]) -> set[str]:
         """Those of ``hashes`` that have a vector for this model."""
@@ -358,10 +378,15 @@ class Store:
         return out
 
     def count_pending(self, model_key: str) -> int:
-        return int(self.read.execute(
-            "SELECT count(DISTINCT c.embed_hash) FROM chunks c LEFT JOIN vectors v "
-            "ON v.embed_hash=c.embed_hash AND v.model_key=? WHERE v.embed_hash IS NULL", (model_key,),
-        ).fetchone()[0])
+        """Distinct chunk texts without a vector for this model.
+
+        Counted as distinct texts minus texts with a vector: both read an index or the vectors in
+        order (17 ms for 25k chunks), where probing the vectors once per chunk took 155 ms."""
+        texts = self.read.execute("SELECT count(DISTINCT embed_hash) FROM chunks").fetchone()[0]
+        embedded = self.read.execute(
+            "SELECT count(*) FROM vectors v WHERE v.model_key=? AND "
+            "EXISTS (SELECT 1 FROM chunks c WHERE c.embed_hash=v.embed_hash)", (model_key,)).fetchone()[0]
+        return max(0, int(texts) - int(embedded))
 
     def put_vectors(self, model_key: str, hashes: Sequence[str], vectors: Vectors) -> None:
         with self.transaction():

@@ -34,6 +34,7 @@ class VectorIndex:
         self._index.set_ef(ef_search)
         self._labels: set[int] = set()
         self._lock = threading.RLock()
+        self.changes = 0  # labels added or removed since the graph was loaded or saved
 
     def __len__(self) -> int:
         return len(self._labels)
@@ -60,6 +61,7 @@ class VectorIndex:
             if fresh:
                 self._index.add_items(vectors[fresh], ids[fresh], replace_deleted=True)
             self._labels.update(int(i) for i in ids.tolist())
+            self.changes += len(fresh)
 
     def remove(self, ids: list[int]) -> None:
         with self._lock:
@@ -67,6 +69,7 @@ class VectorIndex:
                 self._labels.discard(label)
                 with contextlib.suppress(RuntimeError):  # unknown or already deleted
                     self._index.mark_deleted(label)
+                    self.changes += 1
 
     def search(self, vector: Vectors, k: int) -> list[tuple[int, float]]:
         with self._lock:
@@ -99,6 +102,7 @@ class VectorIndex:
         meta_tmp.write_text(json.dumps(sidecar))
         os.replace(tmp, path)
         os.replace(meta_tmp, path.with_name(path.name + ".json"))
+        self.changes = 0
 
     @classmethod
     def load(cls, path: Path, model_key: str, dimension: int) -> VectorIndex:
