@@ -538,11 +538,42 @@ def reindex(args: argparse.Namespace) -> dict[str, Any]:
                 assert proc.returncode == 0, proc.stderr
                 (index_runs if kind == "index" else search_runs).append(seconds)
                 log(f"  {kind} after an edit: {seconds:.2f} s")
+        profile = profile_reindex(env, root, target)
     finally:
         target.write_bytes(original)
         run_cli(env, "index", str(root), "--quiet")
     return {"mode": "reindex", "tree": str(root), "chunks": before["chunks"], "file": str(target.relative_to(root)),
-            "index_s": index_runs, "search_s": search_runs, "machine": machine_info()}
+            "index_s": index_runs, "search_s": search_runs, "profile": profile, "machine": machine_info()}
+
+
+PROFILED = {  # what a re-index spends its time on: (label, function name, file name ending)
+    "model load": ("load_encoder", "loading.py"), "onnxruntime session": ("create_session", "encoder.py"),
+    "load the saved graph (with its checksum)": ("load", "vector_index.py"),
+    "graph checksums (load and save)": ("_file_digest", "vector_index.py"),
+    "bring the graph up to date": ("reconcile_index", "indexer.py"), "sync": ("sync", "indexer.py"),
+    "count pending texts": ("count_pending", "store.py"), "list pending texts": ("pending_hashes", "store.py"),
+    "embed the pending texts": ("embed_pending", "indexer.py"), "save the graph": ("save", "vector_index.py"),
+    "status for the summary": ("status", "engine.py"),
+}
+
+
+def profile_reindex(env: dict[str, str], root: Path, target: Path) -> dict[str, float]:
+    """One more edit, and `codesearch index` under cProfile: cumulative seconds of the main steps."""
+    import pstats
+
+    with open(target, "a", encoding="utf-8") as handle:
+        handle.write("\n\ndef _bench_reindex_profiled(value):\n    return value\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "index.prof"
+        clock = Stopwatch()
+        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "codesearch.cli", "index", str(root),
+                        "--quiet"], env=env, capture_output=True, text=True, check=True)
+        total = clock.elapsed
+        stats = pstats.Stats(str(out)).stats  # type: ignore[attr-defined]
+    found = {"whole command, under the profiler": total}
+    for label, (name, file) in PROFILED.items():
+        found[label] = sum(row[3] for (path, _, func), row in stats.items() if func == name and path.endswith(file))
+    return found
 
 
 def print_reindex(r: dict[str, Any]) -> None:
@@ -552,6 +583,9 @@ def print_reindex(r: dict[str, Any]) -> None:
          ", ".join(f"{x:.2f}" for x in r["index_s"])],
         ["`codesearch search QUERY --path TREE --json` (embeds the edit itself)",
          f"{statistics.median(r['search_s']):.2f}", ", ".join(f"{x:.2f}" for x in r["search_s"])]]))
+    print("\nOne more edit, `python -m cProfile -m codesearch.cli index TREE --quiet` (cumulative seconds; steps "
+          "overlap: the model load includes the session, the graph load its checksum):\n")
+    print(table(["step", "s"], [[k, f"{v:.2f}"] for k, v in r["profile"].items()]))
 
 
 # main ---------------------------------------------------------------------------------------------------------

@@ -49,9 +49,9 @@ def choose_layout(cores: int, provider: str) -> Layout:
     CPU: one single-threaded worker per core on one shared session below 8 cores; from 8 cores,
     two threads per worker (half the batches in flight, so half the activation memory) on a session
     each. Batches stay small on CPU: every worker's arena keeps its largest batch's memory, and on 2
-    cores 2,048 padded tokens per batch embedded faster than 4,096 (12.1 against 10.8 chunks/s) with
-    a third less peak memory (546 against 814 MB); beyond 4 workers the total is capped at 8,192 tokens
-    in flight (at least 256 per batch).
+    cores 2,048 padded tokens per batch embedded a little faster than 4,096 (11.4 against 10.6
+    chunks/s) with a third less peak memory (569 against 891 MB; ``bench/speed.py --layouts``);
+    beyond 4 workers the total is capped at 8,192 tokens in flight (at least 256 per batch).
     CUDA: one session, two workers, large batches (the GPU is idle between small ones).
     """
     if provider == CUDA:
