@@ -136,6 +136,7 @@ class Engine:
         self._pending_cache: tuple[str, float, int] | None = None
         self._file_lock = FileLock(str(self.dir / "write.lock"))
         self._last_save = time.monotonic()
+        self._last_save_s = 0.0
         self.indexer = Indexer(self.root, self.store, config.walk_options())
         self.weights = RankingWeights()
 
@@ -366,7 +367,9 @@ class Engine:
             self._index.remove(chunk_ids)
 
     def _maybe_save(self) -> None:
-        if time.monotonic() - self._last_save > INDEX_SAVE_INTERVAL_S:
+        """Save now and then while embedding: every minute, or less often when saving is slow (a large
+        graph), so that saving takes at most a tenth of the time."""
+        if time.monotonic() - self._last_save > max(INDEX_SAVE_INTERVAL_S, 10 * self._last_save_s):
             self.save()
 
     def save(self, force: bool = False) -> None:
@@ -376,8 +379,10 @@ class Engine:
             return
         path = self.dir / "vectors.hnsw"
         if force or self._index.changes >= SAVE_MIN_CHANGES or not path.exists():
+            clock = time.monotonic()
             self._index.save(path, self._index_key(self._encoder))
             self._last_save = time.monotonic()
+            self._last_save_s = self._last_save - clock
 
     # reading ---------------------------------------------------------------------------------
     def search(self, query: str, *, limit: int = 10, languages: Iterable[str] = (),
