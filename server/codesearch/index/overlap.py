@@ -36,11 +36,13 @@ def sync_and_embed(indexer: Indexer, encoder: Encoder, index: VectorIndex, overl
     pipeline = EmbeddingPipeline(stages, feed, window=max(256, 4 * stages.batch_size), cancel=cancel)
     pipeline.start()
 
+    any_cached = indexer.store.has_vectors(model_key)  # a first index has none: no lookup per file
+
     def on_stored(item: PreparedFile) -> None:
         fresh = {terms[0]: chunk for chunk, terms in zip(item.chunks, item.terms, strict=True)
                  if terms[0] not in fed}
         fed.update(fresh)
-        cached = indexer.store.with_vectors(model_key, list(fresh))
+        cached = indexer.store.with_vectors(model_key, list(fresh)) if any_cached else set()
         feed.put([(h, embed_text(chunk)) for h, chunk in fresh.items() if h not in cached])
         if sum(len(keys) for keys, _ in ready) < BUFFER_MAX:
             ready.extend(pipeline.take_ready())

@@ -355,6 +355,9 @@ class Store:
             if rows:
                 yield self._unpack(rows)
 
+    def has_vectors(self, model_key: str) -> bool:
+        return self.read.execute("SELECT 1 FROM vectors WHERE model_key=? LIMIT 1", (model_key,)).fetchone() is not None
+
     def with_vectors(self, model_key: str, hashes: Sequence[str]) -> set[str]:
         """Those of ``hashes`` that have a vector for this model."""
         found: set[str] = set()
