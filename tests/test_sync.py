@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from codesearch.engine import Engine
-from codesearch.index.indexer import Phase
 from codesearch.index.prepare import pool_workers
 from codesearch.paths import workspace_dir
 from fakes import FakeEncoder
@@ -66,15 +65,19 @@ def test_a_cancelled_sync_keeps_the_files_done_and_the_next_one_finishes(tmp_pat
     root = many_files(tmp_path / "repo", files=200)
     engine = Engine(root, encoder=FakeEncoder())
     cancel = threading.Event()
+    stored: list[str] = []
 
-    def progress(p: Any) -> None:
-        if p.phase == Phase.CHUNK and p.files_done >= 20:
+    def on_stored(item: Any) -> None:
+        stored.append(item.source.path)
+        if len(stored) == 20:
             cancel.set()
 
-    first = engine.sync(cancel, progress)
-    assert first.cancelled and 20 <= engine.status().files < 200
+    first = engine.indexer.sync({}, cancel, on_stored=on_stored)
+    done = engine.status().files
+    assert first.cancelled and len(stored) == 20 and 20 <= done < 200
     second = engine.sync()
-    assert not second.cancelled and second.removed == 0 and engine.status().files >= 200
+    assert not second.cancelled and second.removed == 0 and second.unchanged == done
+    assert engine.status().files >= 200
     assert engine.indexer.sync({}).unchanged == engine.status().files  # nothing left to read
     engine.close()
     assert workspace_dir(root).exists()
