@@ -75,6 +75,7 @@ class SyncReport:
     read_errors: list[tuple[str, str]] = field(default_factory=list)
     removed_chunk_ids: list[int] = field(default_factory=list)
     cancelled: bool = False
+    store_s: float = 0.0  # writing the store and its full-text index (the rest is walking, reading, chunking)
 
     @property
     def changed(self) -> bool:
@@ -206,10 +207,12 @@ class Indexer:
                 if cancel is not None and cancel.is_set():
                     report.cancelled = True
                     return report
+                clock = time.perf_counter()
                 self._store(item, known.get(item.source.path), report)
+                bulk.maybe_commit()
+                report.store_s += time.perf_counter() - clock
                 if on_stored is not None and item.chunks:
                     on_stored(item)
-                bulk.maybe_commit()
                 now = time.monotonic()
                 if progress and (now - last_report > 0.2 or done == total):
                     last_report = now
