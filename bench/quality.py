@@ -367,9 +367,13 @@ class _MemoStore:
         ids = list(ids)
         return self._get(("rows", tuple(sorted(ids))), lambda: self._store.chunk_rows(ids))
 
-    def embedded_chunks(self, model_key: str, hashes: Any = None, batch: int = 4096) -> Any:
-        key = ("emb", model_key, None if hashes is None else tuple(sorted(hashes)))
-        return iter(self._get(key, lambda: list(self._store.embedded_chunks(model_key, hashes, batch))))
+    def chunks_for_vectors(self, vector_ids: Any, per_vector: int) -> Any:
+        ids = list(vector_ids)
+        return self._get(("copies", tuple(ids), per_vector), lambda: self._store.chunks_for_vectors(ids, per_vector))
+
+    def vectors_for_hashes(self, model_key: str, hashes: Any) -> Any:
+        hashes = sorted(hashes)
+        return self._get(("vec", model_key, tuple(hashes)), lambda: self._store.vectors_for_hashes(model_key, hashes))
 
 
 class _MemoIndex:

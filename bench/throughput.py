@@ -161,13 +161,15 @@ def walk_and_chunk(root: Path) -> tuple[float, float, int, int]:
 
 # --stages --------------------------------------------------------------------------------------------------
 def stages(args: argparse.Namespace) -> dict[str, Any]:
+    from codesearch.index.overlap import overlap_pays
+
     root = build_tree(args.work_dir, args.copies, args.max_files)
     walk_s, chunk_s, files, chunks = walk_and_chunk(root)
     log(f"tree {root}: {files} files, {chunks} chunks")
     engine = fresh_engine(root, args.device)
     encoder = engine.encoder
     with RssSampler() as rss:
-        overlap = engine._overlap_pays()
+        overlap = overlap_pays(engine._encoder, engine.config.device)
         clock = Stopwatch()
         synced_at: list[float] = []
         synced, report = engine.update(on_synced=lambda _: synced_at.append(clock.elapsed))  # as `codesearch index`
@@ -551,7 +553,7 @@ PROFILED = {  # what a re-index spends its time on: (label, function name, file 
     "model load": ("load_encoder", "loading.py"), "onnxruntime session": ("create_session", "encoder.py"),
     "load the saved graph (with its checksum)": ("load", "vector_index.py"),
     "graph checksums (load and save)": ("_file_digest", "vector_index.py"),
-    "bring the graph up to date": ("reconcile_index", "indexer.py"), "sync": ("sync", "indexer.py"),
+    "bring the graph up to date": ("follow_all", "graph_sync.py"), "sync": ("sync", "indexer.py"),
     "count pending texts": ("count_pending", "store.py"), "list pending texts": ("pending_hashes", "store.py"),
     "embed the pending texts": ("embed_pending", "indexer.py"), "save the graph": ("save", "vector_index.py"),
     "status for the summary": ("status", "engine.py"),

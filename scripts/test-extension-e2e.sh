@@ -21,7 +21,18 @@ CS_BIN="$CS_PKG/out/node/entry.js"
 export CODESEARCH_LS="${CODESEARCH_LS:-$REPO/.venv/bin/codesearch-ls}"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
-log() { printf '\n==> %s\n' "$*" >&2; }
+log() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*" >&2; }
+
+# Network steps (Debian and npm registries) are retried: a fresh CI machine must not fail on one
+# dropped connection.
+retry() {
+  local attempt
+  for attempt in 1 2 3; do
+    "$@" && return 0
+    [ "$attempt" = 3 ] || { log "failed (attempt $attempt of 3), retrying in $((attempt * 10))s: $*"; sleep $((attempt * 10)); }
+  done
+  return 1
+}
 
 check_prereqs() {
   local missing=()
@@ -32,8 +43,8 @@ check_prereqs() {
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       log "Installing Debian packages: ${missing[*]}"
-      apt-get update -qq
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+      retry apt-get update -qq
+      retry env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
       echo "Missing Debian packages: ${missing[*]}" >&2
       echo "Install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
@@ -52,34 +63,53 @@ install_code_server() {
   if [ -f "$CS_PREFIX/.installed" ]; then
     return 0
   fi
-  log "Installing code-server $CS_VERSION into $CS_PREFIX (one-off, a few minutes)"
+  log "Installing code-server $CS_VERSION into $CS_PREFIX (one-off, a few minutes; log: $CACHE/install.log)"
   rm -rf "$CS_PREFIX"
   mkdir -p "$CS_PREFIX"
-  echo '{"name":"codesearch-e2e-code-server","private":true}' >"$CS_PREFIX/package.json"
-  export npm_config_unsafe_perm=true npm_config_yes=true npm_config_audit=false npm_config_fund=false
-  # --ignore-scripts: the postinstall would download ripgrep from GitHub (no internet here).
-  (cd "$CS_PREFIX" && npm install --ignore-scripts "code-server@$CS_VERSION" && npm rebuild --foreground-scripts argon2)
-  # What code-server's postinstall.sh does, minus the ripgrep download.
-  (
-    cd "$CS_PKG/lib/vscode"
-    npm install --omit=dev --ignore-scripts
-    mkdir -p node_modules/@vscode/ripgrep/bin
-    ln -sf "$(command -v rg)" node_modules/@vscode/ripgrep/bin/rg
-    # Build the native modules (node-pty, spdlog, kerberos, watcher, ...) for this Node.
-    npm rebuild --foreground-scripts \
-      @parcel/watcher @vscode/spdlog @vscode/deviceid kerberos native-watchdog node-pty
-    rm -rf node_modules.asar && ln -s node_modules node_modules.asar
-    (cd bin/remote-cli && rm -f code-server && ln -s code-linux.sh code-server)
-    (cd bin/helpers && rm -f browser.sh && ln -s browser-linux.sh browser.sh)
-    cd extensions
-    npm install --omit=dev --ignore-scripts
-  )
+  local rc
+  # A plain command (not in an `if` or `||`, where bash ignores `set -e`): stops at the first failure.
+  set +e
+  (set -e; code_server_steps) >"$CACHE/install.log" 2>&1
+  rc=$?
+  set -e
+  if [ "$rc" != 0 ]; then
+    tail -n 60 "$CACHE/install.log" >&2
+    echo "Installing code-server failed; the whole log: $CACHE/install.log" >&2
+    exit 1
+  fi
   touch "$CS_PREFIX/.installed"
+  log "code-server installed"
+}
+
+code_server_steps() {
+  echo '{"name":"codesearch-e2e-code-server","private":true}' >"$CS_PREFIX/package.json"
+  export npm_config_yes=true npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
+  # Native modules are compiled here (Node's headers come with Debian's nodejs): a prebuilt binary
+  # would be fetched from GitHub, and only the package registries are reachable.
+  export npm_config_build_from_source=true
+  # --ignore-scripts: the postinstall would download ripgrep from GitHub.
+  cd "$CS_PREFIX"
+  retry npm install --ignore-scripts "code-server@$CS_VERSION"
+  npm rebuild --foreground-scripts argon2
+  # What code-server's postinstall.sh does, minus the ripgrep download.
+  cd "$CS_PKG/lib/vscode"
+  retry npm install --omit=dev --ignore-scripts
+  mkdir -p node_modules/@vscode/ripgrep/bin
+  ln -sf "$(command -v rg)" node_modules/@vscode/ripgrep/bin/rg
+  # Build the native modules (node-pty, spdlog, kerberos, watcher, ...) for this Node.
+  npm rebuild --foreground-scripts \
+    @parcel/watcher @vscode/spdlog @vscode/deviceid kerberos native-watchdog node-pty
+  rm -rf node_modules.asar && ln -s node_modules node_modules.asar
+  (cd bin/remote-cli && rm -f code-server && ln -s code-linux.sh code-server)
+  (cd bin/helpers && rm -f browser.sh && ln -s browser-linux.sh browser.sh)
+  cd extensions
+  retry npm install --omit=dev --ignore-scripts
 }
 
 build_vsix() {
   log "Building and packaging the extension"
-  (cd "$EXT" && { [ -d node_modules ] || npm ci; } && npm run package)
+  (cd "$EXT" && { [ -d node_modules ] || retry npm ci --no-audit --no-fund --loglevel=error; } \
+    && npm run package --silent)
 }
 
 check_prereqs

@@ -231,8 +231,10 @@ def test_chunker_change_rechunks_without_reembedding(tmp_path: Path) -> None:
     engine.close()
     messages: list[str] = []
     again = Engine(root, encoder=FakeEncoder(), on_message=messages.append)
-    assert any("chunker changed" in m for m in messages)
+    # opening writes nothing: a reader of another version must not make the writer re-chunk everything
+    assert again.store.get_meta("chunker") == "an-older-chunker" and not messages
     sync, emb = again.update()
+    assert any("chunker changed" in m for m in messages)
     assert sync.updated == again.status().files  # every file re-chunked
     assert emb.embedded == 0  # same chunk texts: the vector cache answers
     again.close()
@@ -266,3 +268,35 @@ def test_integrity_check_runs_only_after_an_unclean_writer(tmp_path: Path, monke
     crashed.close()
     Store(db).close()
     assert checks == ["skip", "skip", "check"]
+
+
+def test_close_waits_for_searches_in_flight_and_refuses_later_ones(tmp_path: Path) -> None:
+    import threading
+
+    from codesearch.engine import EngineClosed
+
+    engine = engine_for(make_repo(tmp_path / "repo"))
+    engine.update()
+    inside, release = threading.Event(), threading.Event()
+    real = engine.store.chunk_rows
+
+    def slow_rows(*args: object, **kwargs: object) -> object:
+        inside.set()
+        release.wait(10)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    engine.store.chunk_rows = slow_rows  # type: ignore[method-assign]
+    results: list[object] = []
+    search = threading.Thread(target=lambda: results.append(engine.search("parse_retry_after").hits[0].symbol))
+    search.start()
+    assert inside.wait(10)
+    closer = threading.Thread(target=engine.close)
+    closer.start()
+    time.sleep(0.3)
+    assert closer.is_alive(), "close did not wait for the search in flight"
+    release.set()
+    search.join(10)
+    closer.join(10)
+    assert results == ["parse_retry_after"]
+    with pytest.raises(EngineClosed):
+        engine.search("parse_retry_after")

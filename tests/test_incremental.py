@@ -63,8 +63,8 @@ def test_a_graph_a_few_edits_behind_is_caught_up_on_load_without_saving(tmp_path
 
     engine = Engine(root, encoder=FakeEncoder())
     index = engine._vector_index()  # loads the saved graph and adds the one missing vector
-    ids = engine.store.embedded_chunk_ids(engine.encoder.model_key)
-    assert index.labels == ids
+    assert index.labels == engine.store.live_vector_ids(engine.encoder.model_key)
+    assert engine.graph_drift() == (set(), set())
     assert engine.search("brand_new_helper").hits[0].symbol == "brand_new_helper"
     engine.close()
     assert SAVE_MIN_CHANGES > 1

@@ -423,7 +423,7 @@ async def test_settings_and_multi_root(tmp_path: Path) -> None:
         assert status["files"] >= 9
         report = await client.command("codesearch-ls.status")
         assert report["settings"] == {"model": None, "device": "cpu", "exclude": ["web/**"], "maxFileSize": 100000,
-                                      "ranker": None, "rerankK": 5}
+                                      "ranker": None, "rerankK": 5, "shards": None}
         assert [f["name"] for f in report["folders"]] == ["one", "two"]
         assert top(await client.search("slugify_title"))["uri"] == (two / "lib/strings.py").as_uri()
         assert not (await client.search("slugify_title", folder=str(one)))["results"] or \
@@ -446,14 +446,20 @@ async def test_settings_and_multi_root(tmp_path: Path) -> None:
         await stop_client(client)
 
 
-async def test_model_failure_is_reported_and_keywords_still_work(repo: Path) -> None:
+async def test_model_failure_is_reported_once_and_keywords_still_work(repo: Path, tmp_path: Path) -> None:
     env = server_env()
     env.pop(ENCODER_FACTORY_ENV)
-    client = await start_client([repo], init_options={"model": "/nonexistent/model-folder"}, env=env)
+    other = make_repo(tmp_path / "other")
+    client = await start_client([repo, other], init_options={"model": "/nonexistent/model-folder"}, env=env)
     try:
-        await client.wait_for(lambda: client.last_status.get("state") == "error", what="state error")
-        assert "model" in client.last_status["message"]
-        assert any(m.type == types.MessageType.Error and "model" in m.message for m in client.lsp.log_messages)
+        await client.wait_for(lambda: client.last_status.get("state") == "error"
+                              and "other" in client.last_status.get("message", "")
+                              and "repo" in client.last_status.get("message", ""), what="state error")
+        # the reason, once for both folders, in the status and in one log line
+        message = client.last_status["message"]
+        assert message.count("/nonexistent/model-folder") == 1, message
+        said = [m.message for m in client.lsp.log_messages if "/nonexistent/model-folder" in m.message]
+        assert len(said) == 1 and "could not be loaded" in said[0], said
         assert top(await client.search("parse_retry_after"))["symbol"] == "parse_retry_after"
     finally:
         await stop_client(client)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 from codesearch.lsp.__main__ import parse_args
-from codesearch.lsp.protocol import SearchParams, hit_json, hit_symbol, under_folder
+from codesearch.lsp.protocol import SearchParams, hit_json, hit_symbol
 from codesearch.lsp.settings import Settings, parse_settings
+from codesearch.query.filters import under_folder
 from codesearch.types import SearchHit
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
@@ -30,6 +31,13 @@ def test_settings_from_initialization_options_and_configuration() -> None:
     assert flat.model is None and flat.exclude == ("b/**",)
     assert parse_settings({"python": {"x": 1}}, settings)[0] == settings  # someone else's settings
     assert parse_settings(None, settings)[0] == settings
+
+
+def test_null_sets_the_default_and_a_missing_key_keeps_its_value() -> None:
+    custom = Settings(model="/m", device="cpu", exclude=("a/**",), max_file_size=10, ranker="/r", rerank_k=20)
+    assert parse_settings({"codesearch": {}}, custom) == (custom, [])
+    cleared, warnings = parse_settings({"codesearch": dict.fromkeys(Settings().to_json())}, custom)
+    assert (cleared, warnings) == (Settings(), [])
 
 
 def test_bad_settings_are_reported_and_ignored() -> None:

@@ -203,6 +203,21 @@ async function startCodeServer() {
   throw new Error('code-server did not come up in 60s');
 }
 
+/** The extension's "Code Search" output channel, as VS Code writes it to disk. */
+function extensionLog() {
+  const logs = path.join(userData, 'logs');
+  const texts = [];
+  const walk = (dir) => {
+    for (const name of readdirSync(dir)) {
+      const p = path.join(dir, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (name === 'Code Search.log') texts.push(readFileSync(p, 'utf8'));
+    }
+  };
+  if (existsSync(logs)) walk(logs);
+  return texts.join('\n');
+}
+
 function copyLogs() {
   // VS Code's own logs, including the extension's "Code Search" output channel.
   const logs = path.join(userData, 'logs');
@@ -520,7 +535,8 @@ try {
   await step('a settings change reaches the server live; errors click through to the log', async () => {
     const before = serverPids(codeServer.child.pid);
     // Workspace settings on disk (code-server does not notice user settings edited on disk).
-    writeWorkspaceSettings({ 'codesearch.model': '/nonexistent/codesearch-model' });
+    const badModel = '/nonexistent/codesearch-model';
+    writeWorkspaceSettings({ 'codesearch.model': badModel });
     const deadline = Date.now() + 60000;
     let label = '';
     while (Date.now() < deadline) {
@@ -529,6 +545,21 @@ try {
       await sleep(300);
     }
     if (!label.startsWith('Code Search error')) throw new Error(`no error status for a bad model (last: ${label})`);
+    const text = await statusItem().innerText();
+    if (!text.includes('model not loaded')) throw new Error(`the error status does not say why: "${text}"`);
+    // One clear line in the log, not one per folder or per stream.
+    const said = () => extensionLog().split('\n').filter((l) => l.includes('could not be loaded') && l.includes(badModel));
+    await waitFor(() => said().length > 0, 15000, 'the model error in the extension log');
+    await sleep(1500);
+    if (said().length !== 1) throw new Error(`the bad model is reported ${said().length} times:\n${said().join('\n')}`);
+    // Only what the user set was sent: settings the user left alone have the server's defaults
+    // (package.json's defaults are generated from the server's).
+    const props = JSON.parse(readFileSync(path.join(EXT_ROOT, 'package.json'), 'utf8')).contributes.configuration.properties;
+    const changed = extensionLog().split('\n').find((l) => l.includes('settings changed') && l.includes(badModel)) ?? '';
+    for (const key of ['rerankK', 'maxFileSize']) {
+      const want = `'${key}': ${props[`codesearch.${key}`].default}`;
+      if (!changed.includes(want)) throw new Error(`the server's ${key} is not its default (${want}): ${changed}`);
+    }
     const after = serverPids(codeServer.child.pid);
     if (JSON.stringify(before) !== JSON.stringify(after)) throw new Error(`the server was restarted: ${before} -> ${after}`);
     await statusItem().click();

@@ -1,58 +1,61 @@
 /**
  * Settings: which of them the server receives, and which change needs a server restart.
  * Pure logic (no `vscode` import) so it can be unit tested directly.
+ *
+ * The server's settings are defined once, in server/codesearch/lsp/settings.py (keys, defaults,
+ * validation); package.json's entries are generated from it. The extension sends only what the
+ * user has set, so everything else keeps the server's defaults, the same as the CLI's, and a bad
+ * value is reported by the server in the log.
  */
 
 export const SECTION = 'codesearch';
 
-export type Device = 'auto' | 'cpu' | 'cuda';
-
-/** The object the server takes as `initializationOptions` and under `settings.codesearch`. */
-export interface ServerSettings {
-  model: string | null;
-  device: Device;
-  exclude: string[];
-  maxFileSize: number;
-  ranker: string | null;
-  rerankK: number;
-}
-
-export const DEFAULT_MAX_FILE_SIZE = 1024 * 1024;
-export const DEFAULT_RERANK_K = 10;
-
-/** The part of `vscode.WorkspaceConfiguration` this module needs. */
-export interface ConfigReader {
-  get<T>(key: string): T | undefined;
-}
-
-/** Settings sent to the running server (no restart needed). */
-export const LIVE_KEYS = ['model', 'device', 'exclude', 'maxFileSize', 'ranker', 'rerankK'] as const;
+/** Settings sent to the running server (no restart needed); the server's keys, in its order. */
+export const LIVE_KEYS = ['model', 'device', 'exclude', 'maxFileSize', 'ranker', 'rerankK', 'shards'] as const;
 /** Settings that decide how the server is started: changing them restarts it. */
 export const LAUNCH_KEYS = ['serverPath', 'interpreter'] as const;
 
-export function readServerSettings(cfg: ConfigReader): ServerSettings {
-  const model = cfg.get<string | null>('model');
-  const device = cfg.get<string>('device');
-  const exclude = cfg.get<unknown>('exclude');
-  const maxFileSize = cfg.get<unknown>('maxFileSize');
-  const ranker = cfg.get<string | null>('ranker');
-  const rerankK = cfg.get<unknown>('rerankK');
-  return {
-    model: typeof model === 'string' && model.trim() !== '' ? model.trim() : null,
-    device: device === 'cpu' || device === 'cuda' ? device : 'auto',
-    exclude: Array.isArray(exclude)
-      ? exclude.filter((g): g is string => typeof g === 'string' && g.trim() !== '')
-      : [],
-    maxFileSize:
-      typeof maxFileSize === 'number' && Number.isFinite(maxFileSize) && maxFileSize > 0
-        ? Math.floor(maxFileSize)
-        : DEFAULT_MAX_FILE_SIZE,
-    ranker: typeof ranker === 'string' && ranker.trim() !== '' ? ranker.trim() : null,
-    rerankK:
-      typeof rerankK === 'number' && Number.isInteger(rerankK) && rerankK >= 2 && rerankK <= 200
-        ? rerankK
-        : DEFAULT_RERANK_K,
-  };
+export type LiveKey = (typeof LIVE_KEYS)[number];
+
+/** The values the user set, by key; keys the user did not set are absent. */
+export type UserSettings = Partial<Record<LiveKey, unknown>>;
+
+/** The parts of `vscode.WorkspaceConfiguration.inspect()` that are the user's own choices. */
+export interface SettingInspection {
+  globalValue?: unknown;
+  workspaceValue?: unknown;
+  workspaceFolderValue?: unknown;
+}
+
+/** The part of `vscode.WorkspaceConfiguration` this module needs. */
+export interface ConfigInspector {
+  inspect(key: string): SettingInspection | undefined;
+}
+
+/**
+ * What the user set for `key`, the most specific scope winning (an explicit `null` too);
+ * undefined when nothing is set.
+ */
+export function userValue(cfg: ConfigInspector, key: string): unknown {
+  const found = cfg.inspect(key);
+  for (const value of [found?.workspaceFolderValue, found?.workspaceValue, found?.globalValue]) {
+    if (value !== undefined) {
+      return value;
+    }
+  }
+  return undefined;
+}
+
+/** The settings the user set, for the server's `initializationOptions`. */
+export function readUserSettings(cfg: ConfigInspector): UserSettings {
+  const settings: UserSettings = {};
+  for (const key of LIVE_KEYS) {
+    const value = userValue(cfg, key);
+    if (value !== undefined) {
+      settings[key] = value;
+    }
+  }
+  return settings;
 }
 
 export type ConfigChangeAction = 'restart' | 'notify' | 'none';
@@ -72,9 +75,17 @@ export function classifyConfigChange(affects: (section: string) => boolean): Con
   return 'none';
 }
 
-/** The `workspace/didChangeConfiguration` params for the server. */
-export function didChangeConfigurationParams(settings: ServerSettings): {
-  settings: { codesearch: ServerSettings };
+/**
+ * The `workspace/didChangeConfiguration` params for the server: the user's settings, and `null`
+ * ("the default") for every key the user has not set, since the server keeps the last value of a
+ * key that is missing and a setting the user removed must go back to the default.
+ */
+export function didChangeConfigurationParams(settings: UserSettings): {
+  settings: { codesearch: Record<LiveKey, unknown> };
 } {
-  return { settings: { codesearch: settings } };
+  const codesearch = {} as Record<LiveKey, unknown>;
+  for (const key of LIVE_KEYS) {
+    codesearch[key] = settings[key] === undefined ? null : settings[key];
+  }
+  return { settings: { codesearch } };
 }

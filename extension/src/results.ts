@@ -126,6 +126,35 @@ export function toResultItems(
 }
 
 /**
+ * Which results the picker lists: the first `MIN_LISTED`, then every further one whose score is
+ * within `SCORE_MARGIN` of the best. The picker asks for 50 chunks, and listing all of them showed
+ * chunks that have nothing to do with the query. The server's fused score is a cosine plus bounded
+ * boosts, so a difference of scores means the same on every query (a ratio would not: scores near
+ * zero, or an exact-name boost of 1.0, would make it meaningless).
+ *
+ * The numbers come from `bench/result_cutoff.py` (docs/benchmarks.md): 0.3 is the smallest margin
+ * (in steps of 0.05) that still lists the first relevant hit of at least 97.5 % of the queries whose
+ * 50 hold one, on each dev set (fresh/python 98.5 %, fresh/javascript 98.8 %, CoSQA 97.6 %), with
+ * the first 10 always listed; the picker then lists a median of 15-21 results instead of 50.
+ */
+export const SCORE_MARGIN = 0.3;
+export const MIN_LISTED = 10;
+
+export function nearBest<T extends { score: number }>(
+  results: readonly T[],
+  margin = SCORE_MARGIN,
+  minListed = MIN_LISTED,
+): T[] {
+  const scores = results.map((r) => r.score).filter((s) => typeof s === 'number' && Number.isFinite(s));
+  if (scores.length === 0) {
+    return [...results];
+  }
+  const best = Math.max(...scores);
+  // A result without a usable score is kept: the cut is a convenience, never a reason to hide one.
+  return results.filter((r, i) => i < minListed || !(typeof r.score === 'number' && Number.isFinite(r.score)) || r.score >= best - margin);
+}
+
+/**
  * VS Code language ids → the language names the server uses (see server/codesearch/languages.py).
  * Ids not listed are the same on both sides (python, go, rust, java, cpp, csharp, ...).
  */

@@ -6,6 +6,7 @@ import * as vscode from 'vscode';
 import { LatestOnlySearch } from './debounce';
 import {
   languagesForLanguageId,
+  nearBest,
   type ResultItem,
   type SearchParams,
   type SearchResponse,
@@ -189,7 +190,8 @@ export class SearchPicker implements vscode.Disposable {
 
   private showResponse(response: SearchResponse): void {
     this.indexing = !!response?.indexing;
-    const items: Item[] = toResultItems(response, relativePathOf);
+    const results = Array.isArray(response?.results) ? nearBest(response.results) : [];
+    const items: Item[] = toResultItems({ results, indexing: this.indexing }, relativePathOf);
     if (items.length === 0) {
       items.push({
         label: this.indexing ? '$(sync~spin) No results yet: the workspace is still being indexed' : 'No results',

@@ -18,7 +18,7 @@ import {
   WorkDoneProgressCreateRequest,
   type WorkDoneProgressCreateParams,
 } from 'vscode-languageclient/node';
-import { didChangeConfigurationParams, readServerSettings, SECTION } from './config';
+import { didChangeConfigurationParams, readUserSettings, SECTION } from './config';
 import { pythonExtensionInterpreter } from './pythonExtension';
 import { giveUpMessage, RestartPolicy } from './restartPolicy';
 import type { SearchParams, SearchResponse } from './results';
@@ -171,7 +171,8 @@ export class ServerController implements vscode.Disposable {
       // file watcher (workspace/didChangeWatchedFiles) dynamically. workspace/symbol and
       // codesearch/search cover the whole workspace regardless of this selector.
       documentSelector: [{ scheme: 'file' }],
-      initializationOptions: readServerSettings(vscode.workspace.getConfiguration(SECTION)),
+      // Only what the user set: the server's defaults apply to the rest.
+      initializationOptions: readUserSettings(vscode.workspace.getConfiguration(SECTION)),
       outputChannel: this.output,
       traceOutputChannel: this.traceOutput,
       revealOutputChannelOn: 4 /* RevealOutputChannelOn.Never */,
@@ -299,9 +300,9 @@ export class ServerController implements vscode.Disposable {
     if (!client || client.state !== State.Running) {
       return;
     }
-    const settings = readServerSettings(vscode.workspace.getConfiguration(SECTION));
-    this.output.info(`Sending settings to the server: ${JSON.stringify(settings)}`);
-    await client.sendNotification(DidChangeConfigurationNotification.type, didChangeConfigurationParams(settings));
+    const params = didChangeConfigurationParams(readUserSettings(vscode.workspace.getConfiguration(SECTION)));
+    this.output.info(`Sending settings to the server (null: the server's default): ${JSON.stringify(params.settings.codesearch)}`);
+    await client.sendNotification(DidChangeConfigurationNotification.type, params);
   }
 
   dispose(): void {

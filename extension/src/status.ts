@@ -191,6 +191,31 @@ export class StatusTracker {
   }
 }
 
+/** Known failures, most specific first: what the status bar says (the tooltip has the whole message). */
+const SHORT_REASONS: ReadonlyArray<readonly [RegExp, string]> = [
+  [/model could not be loaded/i, 'model not loaded'],
+  [/failed to start/i, 'server failed to start'],
+  [/crashed|stopped unexpectedly/i, 'server crashed'],
+  [/cannot index|indexing failed/i, 'indexing failed'],
+];
+export const SHORT_REASON_MAX = 32;
+
+/** A few words for the status bar text from the server's (or client's) error message. */
+export function shortReason(message: string | undefined): string {
+  const text = (message ?? '').trim();
+  for (const [pattern, reason] of SHORT_REASONS) {
+    if (pattern.test(text)) {
+      return reason;
+    }
+  }
+  // Otherwise the message's first clause, without a leading "Code Search:" or folder names.
+  const clause = text.replace(/^Code Search:\s*/i, '').split(/[;\n]/)[0].replace(/^[^:]{1,40}:\s+/, '').trim();
+  if (clause === '') {
+    return 'error';
+  }
+  return clause.length > SHORT_REASON_MAX ? `${clause.slice(0, SHORT_REASON_MAX - 1).trimEnd()}…` : clause;
+}
+
 function detailLines(s: StatusState): string[] {
   const lines: string[] = [];
   if (s.files !== undefined || s.chunks !== undefined) {
@@ -247,7 +272,7 @@ function renderView(s: StatusState): Omit<StatusView, 'accessibilityLabel'> {
     }
     case 'error':
       return {
-        text: '$(error) Code Search',
+        text: `$(error) Code Search: ${shortReason(s.message)}`,
         tooltip: [`Code Search error: ${s.message ?? 'unknown error'}`, ...details, 'Click to show the server log'].join('\n'),
         command: COMMAND_SHOW_LOG,
         severity: 'error',

@@ -3,6 +3,9 @@ import {
   folderGlob,
   kindIcon,
   languagesForLanguageId,
+  MIN_LISTED,
+  nearBest,
+  SCORE_MARGIN,
   type SearchResult,
   snippetLine,
   toResultItem,
@@ -69,6 +72,35 @@ describe('toResultItem', () => {
   it('copes with a missing or malformed response', () => {
     expect(toResultItems(undefined, rel)).toEqual([]);
     expect(toResultItems({ results: undefined as never, indexing: true }, rel)).toEqual([]);
+  });
+});
+
+describe('nearBest', () => {
+  const scored = (...scores: number[]) => scores.map((score, i) => ({ id: i, score }));
+  const ids = (rs: { id: number }[]) => rs.map((r) => r.id);
+
+  it('keeps every result within the margin of the best, in the server order', () => {
+    expect(ids(nearBest(scored(0.9, 0.8, 0.7, 0.65, 0.1, 0.05), 0.25, 1))).toEqual([0, 1, 2, 3]);
+    expect(ids(nearBest(scored(0.2, 0.9, 0.1), 0.25, 1))).toEqual([0, 1]); // the first is always listed
+  });
+
+  it('always lists the first few, however far below the best they are', () => {
+    // an exact-name hit (+1.0) must not hide the next results
+    expect(ids(nearBest(scored(1.6, 0.5, 0.45, 0.4, 0.1), 0.25, 3))).toEqual([0, 1, 2]);
+    expect(nearBest(scored(0.5, 0.4), 0.01, 5)).toHaveLength(2);
+  });
+
+  it('uses the shipped margin and minimum by default', () => {
+    const many = scored(...Array.from({ length: 50 }, (_, i) => 1 - i * 0.05));
+    const kept = nearBest(many);
+    expect(kept.length).toBe(Math.max(MIN_LISTED, many.filter((r) => r.score >= 1 - SCORE_MARGIN).length));
+  });
+
+  it('copes with negative, missing and odd scores', () => {
+    expect(ids(nearBest(scored(-0.1, -0.2, -0.9), 0.25, 1))).toEqual([0, 1]);
+    expect(ids(nearBest([{ id: 0, score: 0.9 }, { id: 1, score: Number.NaN }, { id: 2, score: 0.1 }], 0.25, 1))).toEqual([0, 1]);
+    expect(nearBest([], 0.25, 1)).toEqual([]);
+    expect(ids(nearBest(scored(Number.NaN, Number.NaN), 0.25, 1))).toEqual([0, 1]);
   });
 });
 

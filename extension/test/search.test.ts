@@ -72,6 +72,20 @@ describe('SearchPicker', () => {
     ]);
   });
 
+  it('lists the results near the best score, not the tail far below it', async () => {
+    const b = backend();
+    opened = new SearchPicker(b, { debounceMs: 10 });
+    const qp = picker();
+    qp.type('read the config');
+    vi.advanceTimersByTime(10);
+    const scored = (i: number, score: number) => ({ ...result(`f${i}`, i), score });
+    // 12 close to the best, then 38 far below it
+    const results = [...Array.from({ length: 12 }, (_, i) => scored(i, 0.9 - i * 0.01)), ...Array.from({ length: 38 }, (_, i) => scored(12 + i, 0.2))];
+    b.pending[0].resolve({ results, indexing: false });
+    await flush();
+    expect(qp.items.map((i) => i.result?.symbol)).toEqual(Array.from({ length: 12 }, (_, i) => `f${i}`));
+  });
+
   it('discards a stale response and cancels its request', async () => {
     const b = backend();
     opened = new SearchPicker(b, { debounceMs: 100 });

@@ -1,12 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  classifyConfigChange,
-  DEFAULT_MAX_FILE_SIZE,
-  didChangeConfigurationParams,
-  readServerSettings,
-} from '../src/config';
 import { giveUpMessage, RestartPolicy } from '../src/restartPolicy';
-import { compactNumber, providerLabel, render, StatusTracker } from '../src/status';
+import { compactNumber, providerLabel, render, SHORT_REASON_MAX, shortReason, StatusTracker } from '../src/status';
 
 describe('StatusTracker + render', () => {
   it('starts as "starting"', () => {
@@ -42,13 +36,32 @@ describe('StatusTracker + render', () => {
     expect(v.accessibilityLabel).toBe('Code Search ready: 3k files · 24k chunks · CUDA');
   });
 
-  it('shows errors with a click-through to the log', () => {
+  it('shows errors with a short reason, the whole message in the tooltip and a click-through to the log', () => {
     const t = new StatusTracker();
-    const v = render(t.status({ state: 'error', message: 'model not found' }));
-    expect(v.text).toContain('$(error)');
-    expect(v.tooltip).toContain('model not found');
+    const message =
+      "one, two: the model could not be loaded: model '/nonexistent/m' does not exist as a folder and is not a " +
+      'Hugging Face id; searching by keywords only';
+    const v = render(t.status({ state: 'error', message, files: 3 }));
+    expect(v.text).toBe('$(error) Code Search: model not loaded');
+    expect(v.tooltip.split('\n')[0]).toBe(`Code Search error: ${message}`);
+    expect(v.tooltip).toContain('Index: 3 files');
     expect(v.command).toBe('codesearch.showLog');
     expect(v.severity).toBe('error');
+    expect(v.accessibilityLabel).toBe('Code Search error: model not loaded');
+  });
+
+  it('shortens error messages for the status bar text', () => {
+    expect(shortReason('Code Search: the codesearch-ls server failed to start: spawn EACCES')).toBe('server failed to start');
+    expect(shortReason(giveUpMessage(4, 180_000))).toBe('server crashed');
+    expect(shortReason('codesearch: cannot index /w: the folder is gone')).toBe('indexing failed');
+    expect(shortReason('indexing failed: OSError: disk full')).toBe('indexing failed');
+    // unknown messages: the first clause, without folder names, cut to a few words
+    expect(shortReason('web: disk quota exceeded; retrying')).toBe('disk quota exceeded');
+    const long = shortReason('something unexpected and rather long happened while reading the store');
+    expect(long.length).toBeLessThanOrEqual(SHORT_REASON_MAX);
+    expect(long.endsWith('…')).toBe(true);
+    expect(shortReason(undefined)).toBe('error');
+    expect(shortReason('  ')).toBe('error');
   });
 
   it('keeps counts across restarts and reports restart attempts', () => {
@@ -106,47 +119,6 @@ describe('StatusTracker + render', () => {
     expect(compactNumber(999)).toBe('999');
     expect(compactNumber(1500)).toBe('1.5k');
     expect(compactNumber(2_400_000)).toBe('2.4M');
-  });
-});
-
-describe('config', () => {
-  const reader = (values: Record<string, unknown>) => ({ get: <T>(k: string) => values[k] as T | undefined });
-
-  it('reads the server settings with defaults and sanitising', () => {
-    expect(readServerSettings(reader({}))).toEqual({
-      model: null,
-      device: 'auto',
-      exclude: [],
-      maxFileSize: DEFAULT_MAX_FILE_SIZE,
-      ranker: null,
-      rerankK: 10,
-    });
-    expect(
-      readServerSettings(
-        reader({ model: ' m1 ', device: 'cuda', exclude: ['**/gen/**', 3, ''], maxFileSize: 2048.7, ranker: ' /r ', rerankK: 20 }),
-      ),
-    ).toEqual({ model: 'm1', device: 'cuda', exclude: ['**/gen/**'], maxFileSize: 2048, ranker: '/r', rerankK: 20 });
-    expect(readServerSettings(reader({ ranker: '', rerankK: 1.5 }))).toMatchObject({ ranker: null, rerankK: 10 });
-    expect(readServerSettings(reader({ device: 'tpu', maxFileSize: -1, model: '' }))).toMatchObject({
-      device: 'auto',
-      maxFileSize: DEFAULT_MAX_FILE_SIZE,
-      model: null,
-    });
-  });
-
-  it('wraps settings for didChangeConfiguration', () => {
-    const s = readServerSettings(reader({ device: 'cpu' }));
-    expect(didChangeConfigurationParams(s)).toEqual({ settings: { codesearch: s } });
-  });
-
-  it('classifies changes: launch settings restart, others are sent live', () => {
-    const affects = (keys: string[]) => (s: string) => keys.some((k) => k === s || k.startsWith(`${s}.`));
-    expect(classifyConfigChange(affects(['codesearch.serverPath']))).toBe('restart');
-    expect(classifyConfigChange(affects(['codesearch.interpreter']))).toBe('restart');
-    expect(classifyConfigChange(affects(['codesearch.model']))).toBe('notify');
-    expect(classifyConfigChange(affects(['codesearch.exclude']))).toBe('notify');
-    expect(classifyConfigChange(affects(['codesearch.trace.server']))).toBe('none');
-    expect(classifyConfigChange(affects(['editor.fontSize']))).toBe('none');
   });
 });
 

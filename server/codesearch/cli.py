@@ -6,8 +6,9 @@ import json
 import logging
 import sys
 import time
-from contextlib import AbstractContextManager
-from dataclasses import asdict, replace
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,19 +18,32 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from . import __version__
-from .engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
+from .engine import (
+    Engine,
+    EngineConfig,
+    EngineError,
+    IndexReadOnly,
+    IndexUnavailable,
+    SearchResult,
+    WorkspaceBusy,
+    index_location,
+    remove_index,
+    workspace_root,
+)
 from .index.indexer import EmbedReport, Phase, SyncReport
 from .index.indexer import Progress as IndexProgress
-from .paths import workspace_dir
-from .query.rerank import DEFAULT_RERANK_K
+from .query.rerank import DEFAULT_RERANK_K, MAX_RERANK_K, MIN_RERANK_K
 from .service import background
 from .walk.walker import DEFAULT_MAX_FILE_SIZE
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NO_FILES = 3
-EXIT_MODEL = 4
+EXIT_MODEL = 4  # the model cannot be loaded ...
+EXIT_STORAGE = 4  # ... or the index folder cannot be used: full disk, read-only, I/O error
 EXIT_BUSY = 5
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+BUSY_HINT = "; `codesearch search` reads it as it is, or pass --wait"
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -58,9 +72,51 @@ def open_engine(path: Path, model: str | None, device: str, exclude: tuple[str, 
                           ranker=ranker, rerank_k=rerank_k)
     try:
         return Engine(path, config, on_message=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
+    except IndexUnavailable as exc:
+        fail(str(exc), EXIT_STORAGE)
     except EngineError as exc:
         fail(str(exc), EXIT_USAGE)
-        raise  # unreachable
+    raise AssertionError("unreachable")
+
+
+def close_quietly(engine: Engine) -> None:
+    """Close after a failure: what cannot be saved now is checked and repaired on the next open."""
+    with suppress(EngineError):
+        engine.close()
+
+
+@contextmanager
+def command_guard(engine: Engine) -> Iterator[None]:
+    """Close the engine however a command ends; Ctrl-C and storage problems end it with a message
+    (what was kept, what to do), never a traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        interrupted(engine)
+    except WorkspaceBusy:
+        message = busy_message(engine.dir) + BUSY_HINT
+        close_quietly(engine)
+        fail(message, EXIT_BUSY)
+    except IndexUnavailable as exc:
+        close_quietly(engine)
+        fail(str(exc), EXIT_STORAGE)
+    else:
+        try:
+            engine.close()
+        except IndexUnavailable as exc:
+            fail(str(exc), EXIT_STORAGE)
+
+
+def interrupted(engine: Engine) -> None:
+    """Ctrl-C: every file chunked and every batch embedded so far is already committed; say so."""
+    kept = ""
+    with suppress(Exception):
+        st = engine.status()
+        kept = f"{st.files} files and {st.embedded} of {st.chunks} chunks embedded are kept in {st.index_dir}; "
+    close_quietly(engine)
+    err.print(f"[yellow]interrupted: {kept}run `codesearch index {engine.root}` to finish "
+              "(it goes on from there; nothing is embedded twice)[/]")
+    sys.exit(EXIT_INTERRUPTED)
 
 
 class ProgressView:
@@ -114,12 +170,14 @@ def writer(engine: Engine, wait: bool) -> AbstractContextManager[None]:
 
 def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool = True,
                announce: bool = False) -> tuple[SyncReport, EmbedReport | None]:
-    """Sync, then embed; ``announce`` says when the lexical index is complete (searchable now)."""
+    """Sync, then embed; ``announce`` says when the lexical index is complete (searchable now).
+    WorkspaceBusy, IndexReadOnly and IndexUnavailable are the caller's."""
     clock = time.monotonic()
 
     def synced(_: SyncReport) -> None:
         status = engine.status()
         if status.files == 0:
+            close_quietly(engine)
             fail(f"no indexable files under {engine.root} (check .gitignore, .codesearchignore and "
                  "--exclude)", EXIT_NO_FILES)
         if announce:
@@ -127,24 +185,33 @@ def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool =
             err.print(f"searchable now: {status.files} files, {status.chunks} chunks in the lexical index "
                       f"({time.monotonic() - clock:.1f}s); {todo}")
 
+    with writer(engine, wait), ProgressView(show_progress) as view:
+        if not embed:
+            sync = engine.sync(progress=view)
+            synced(sync)
+            return sync, None
+        try:
+            return engine.update(progress=view, on_synced=synced)
+        except IndexUnavailable:
+            raise
+        except EngineError as exc:
+            close_quietly(engine)
+            fail(str(exc), EXIT_MODEL)
+            raise
+
+
+def check_model(engine: Engine) -> None:
+    """Fail now (with the fix) when the model can never load or CUDA was asked for and cannot work."""
     try:
-        with writer(engine, wait), ProgressView(show_progress) as view:
-            if not embed:
-                sync = engine.sync(progress=view)
-                synced(sync)
-                return sync, None
-            try:
-                return engine.update(progress=view, on_synced=synced)
-            except EngineError as exc:
-                fail(str(exc), EXIT_MODEL)
-                raise
-    except WorkspaceBusy:
-        fail(busy_message(engine) + "; `codesearch search` reads the index as it is, or pass --wait", EXIT_BUSY)
-        raise
+        engine.check_model()
+    except EngineError as exc:
+        close_quietly(engine)
+        fail(str(exc), EXIT_MODEL)
 
 
-def busy_message(engine: Engine) -> str:
-    found = background.inspect(engine.dir)
+def busy_message(index_dir: Path) -> str:
+    """Who holds the write lock of this index, as far as can be told, and what to do about it."""
+    found = background.inspect(index_dir)
     if found.running and found.state is not None:
         return (f"the background indexer ({found.state.describe()}) is indexing this workspace: "
                 "`codesearch stop` ends it")
@@ -170,15 +237,11 @@ def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], 
           quiet: bool, wait: bool) -> None:
     """Index PATH (default: the current folder) and embed every chunk."""
     engine = open_engine(path, model, device, exclude, max_file_size)
-    try:
-        engine.check_model()
-    except EngineError as exc:
-        engine.close()
-        fail(str(exc), EXIT_MODEL)
+    check_model(engine)
     start = time.monotonic()
-    sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait, announce=True)
-    status = engine.status()
-    engine.close()
+    with command_guard(engine):
+        sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait, announce=True)
+        status = engine.status()
     elapsed = time.monotonic() - start
     reasons: dict[str, int] = {}
     for _, reason in sync.skipped:
@@ -226,60 +289,114 @@ def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
 @click.option("--mode", type=click.Choice(["fused", "dense", "lexical"]), default="fused", hidden=True)
 @click.option("--ranker", default=None, envvar="CODESEARCH_RANKER",
               help="Exported ranker (cross-encoder) folder that re-orders the top results.")
-@click.option("--rerank-k", type=click.IntRange(2, 200), default=DEFAULT_RERANK_K, show_default=True,
-              help="How many of the top results the ranker re-orders.")
+@click.option("--rerank-k", type=click.IntRange(MIN_RERANK_K, MAX_RERANK_K), default=DEFAULT_RERANK_K,
+              show_default=True, help="How many of the top results the ranker re-orders.")
+@click.option("--shards", "shards_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Search the index shards in this folder (`codesearch shards build`) instead of --path.")
 @model_options
 def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...], path_glob: str | None,
            as_json: bool, wait: bool, no_wait: bool, batch: TextIO | None, mode: str, ranker: str | None,
-           rerank_k: int, model: str | None, device: str, exclude: tuple[str, ...], max_file_size: int) -> None:
-    """Search the workspace at --path for QUERY, in plain English or by symbol name.
+           rerank_k: int, shards_dir: Path | None, model: str | None, device: str, exclude: tuple[str, ...],
+           max_file_size: int) -> None:
+    """Search the workspace at --path (or the shards of --shards) for QUERY, in plain English or by symbol name.
 
     Answers at once from what is indexed (keywords, and the chunks embedded so far) and leaves a
     background indexer embedding the rest; --wait indexes everything first.
     """
     if wait and no_wait:
         fail("--wait and --no-wait contradict each other", EXIT_USAGE)
-    queries = read_batch(batch) if batch is not None else []
     if batch is None and (query is None or not query.strip()):
         fail("the query is empty: pass a QUERY, or --batch FILE", EXIT_USAGE)
+    if shards_dir is not None:
+        if batch is not None:
+            fail("--batch does not work with --shards", EXIT_USAGE)
+        assert query is not None
+        search_shards(shards_dir, query, EngineConfig(model=model, device=device), limit=limit, languages=languages,
+                      path_glob=path_glob, mode=mode, as_json=as_json)
+        return
+    request = SearchRequest(query or "", read_batch(batch) if batch is not None else None, limit, languages,
+                            path_glob, mode, as_json)
     engine = open_engine(path, model, device, exclude, max_file_size, ranker=ranker, rerank_k=rerank_k)
-    quick: background.QuickSync | None = None
+    with command_guard(engine):
+        answer = answer_search(engine, request, wait)
+    if mode == "lexical":
+        return
+    if answer.quick is not None:
+        for line in background.hand_over(engine, answer.quick, answer.pending, answer.dense_used):
+            err.print(f"[yellow]{escape(line)}[/]")
+    elif answer.pending:
+        err.print(f"[yellow]{answer.pending} chunks are not embedded yet: results come from the lexical "
+                  f"index and the chunks embedded so far ({answer.why_partial})[/]")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: str
+    batch: list[tuple[Any, str]] | None  # (id, query) of --batch
+    limit: int
+    languages: tuple[str, ...]
+    path_glob: str | None
+    mode: str
+    as_json: bool
+
+
+@dataclass(frozen=True)
+class SearchAnswer:
+    pending: int  # chunks without a vector when the search ran
+    dense_used: bool
+    quick: background.QuickSync | None = None  # the short sync of a search that does not wait
+    why_partial: str = ""  # with --wait: why chunks are still waiting for their vectors
+
+
+def answer_search(engine: Engine, request: SearchRequest, wait: bool) -> SearchAnswer:
+    """Bring the index up to date as far as the search may wait, then answer; a model that cannot load
+    ends the command (storage problems are command_guard's)."""
     try:
+        quick = None
+        why_partial = ""
         if wait:
-            try:
-                with engine.writing():
-                    run_update(engine, embed=mode != "lexical", show_progress=not as_json)
-            except WorkspaceBusy:
-                err.print(f"[yellow]{escape(busy_message(engine))}; answering from what it has stored so far[/]")
+            why_partial = update_before_search(engine, embed=request.mode != "lexical",
+                                               show_progress=not request.as_json)
         else:
             engine.check_model()
             quick = background.sync_briefly(engine)
         load_model = wait or engine.vectors_stored()  # nothing embedded yet: keywords only, no model load
-        if batch is not None:
-            pending = answer_batch(engine, queries, limit, languages, path_glob, mode, load_model)
-            dense_used = load_model
-        else:
-            assert query is not None
-            result = engine.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode,
-                                   load_model=load_model)
-            print_result(result, query, as_json)
-            pending, dense_used = result.pending, result.dense_used
+        if request.batch is not None:
+            pending = answer_batch(engine, request, load_model)
+            return SearchAnswer(pending, load_model, quick, why_partial)
+        result = engine.search(request.query, limit=request.limit, languages=request.languages,
+                               path_glob=request.path_glob, mode=request.mode, load_model=load_model)
+    except IndexUnavailable:
+        raise
     except EngineError as exc:
+        close_quietly(engine)
         fail(str(exc), EXIT_MODEL)
-        return
-    finally:
-        engine.close()
-    if mode == "lexical":
-        return
-    if quick is not None:
-        for line in background.hand_over(engine, quick, pending, dense_used):
-            err.print(f"[yellow]{escape(line)}[/]")
-    elif pending:
-        err.print(f"[yellow]{pending} chunks are not embedded yet: results come from the lexical "
-                  "index and the chunks embedded so far[/]")
+        raise
+    print_result(result, request.query, request.as_json)
+    return SearchAnswer(result.pending, result.dense_used, quick, why_partial)
+
+
+def update_before_search(engine: Engine, *, embed: bool, show_progress: bool) -> str:
+    """--wait: bring the index up to date if this process may; else say why results may be partial.
+    Returns what the user can do about chunks still waiting for their vectors."""
+    try:
+        with engine.writing():
+            run_update(engine, embed=embed, show_progress=show_progress)
+    except WorkspaceBusy:
+        err.print(f"[yellow]{escape(busy_message(engine.dir))}; answering from what it has stored so far[/]")
+        return "another codesearch process is embedding them; search again later"
+    except IndexReadOnly as exc:
+        err.print(f"[yellow]{escape(str(exc))}; answering from the index as it is[/]")
+        return "the index is read-only here"
+    except IndexUnavailable as exc:
+        err.print(f"[yellow]the index could not be updated: {escape(str(exc))}; answering from what is stored[/]")
+        return "run `codesearch index` once the problem above is solved"
+    return "run `codesearch index` to finish"
 
 
 def print_result(result: SearchResult, query: str, as_json: bool) -> None:
+    for note in result.notes:
+        err.print(f"[yellow]{escape(note)}[/]")
     if as_json:
         sys.stdout.write(json.dumps([h.to_json() for h in result.hits], indent=2) + "\n")
         return
@@ -302,21 +419,60 @@ def read_batch(batch: TextIO) -> list[tuple[Any, str]]:
     return queries
 
 
-def answer_batch(engine: Engine, queries: list[tuple[Any, str]], limit: int, languages: tuple[str, ...],
-                 path_glob: str | None, mode: str, load_model: bool) -> int:
-    """Answer each query as a JSON line; returns the chunks still to embed."""
+def answer_batch(engine: Engine, request: SearchRequest, load_model: bool) -> int:
+    """Answer each query of --batch as a JSON line; returns the chunks still to embed."""
     pending = 0
-    for qid, text in queries:
-        result = engine.search(text, limit=limit, languages=languages, path_glob=path_glob, mode=mode,
-                               load_model=load_model) if text.strip() else None
+    for qid, text in request.batch or []:
+        result = engine.search(text, limit=request.limit, languages=request.languages, path_glob=request.path_glob,
+                               mode=request.mode, load_model=load_model) if text.strip() else None
         hits = [h.to_json() for h in result.hits] if result else []
         record: dict[str, Any] = {"id": qid, "results": hits}
         if result is None:
             record["error"] = "empty query"
         else:
             pending = result.pending
+            if result.notes:
+                record["notes"] = result.notes
         sys.stdout.write(json.dumps(record) + "\n")
     return pending
+
+
+def search_shards(folder: Path, query: str, config: EngineConfig, *, limit: int, languages: tuple[str, ...],
+                  path_glob: str | None, mode: str, as_json: bool) -> None:
+    from .shards.search import ShardSet
+
+    try:
+        shard_set = ShardSet.open(folder, config, on_message=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    try:
+        for problem in shard_set.problems:
+            err.print(f"[yellow]{escape(problem)}[/]")
+        result = shard_set.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
+    except EngineError as exc:
+        fail(str(exc), EXIT_ERROR)
+        return
+    finally:
+        shard_set.close()
+    for problem in result.errors:
+        err.print(f"[yellow]{escape(problem)}[/]")
+    if result.dense_skipped:
+        err.print(f"[yellow]keyword search only: {escape(result.dense_skipped)}[/]")
+    if as_json:
+        sys.stdout.write(json.dumps([h.to_json() for h in result.hits], indent=2) + "\n")
+        return
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    if not result.hits:
+        console.print(f"no results for {query!r}")
+    for rank, found in enumerate(result.hits, 1):
+        hit = found.hit
+        where = f"[magenta]{escape(found.repo)}[/]:[cyan]{escape(hit.path)}[/]:{hit.start_line}-{hit.end_line}"
+        console.print(f"[bold]{rank:>2}.[/] {where}  [bold]{escape(hit.qualified_name or f'({hit.kind})')}[/]  "
+                      f"[dim]{hit.language} {hit.score:.3f}[/]")
+        if hit.snippet:
+            console.print(f"      [dim]{escape(hit.snippet)}[/]")
+    err.print(f"[dim]searched {result.searched} shard(s) in {escape(str(folder))}[/]")
 
 
 @main.command()
@@ -326,19 +482,33 @@ def answer_batch(engine: Engine, queries: list[tuple[Any, str]], limit: int, lan
 def status(path: Path, as_json: bool, model: str | None, device: str, exclude: tuple[str, ...],
            max_file_size: int) -> None:
     """Show what is indexed for PATH: files, chunks, model, provider, size, stale files."""
-    engine = open_engine(path, model, device, exclude, max_file_size)
     try:
+        folder = index_location(workspace_root(path))
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    if not (folder / "index.db").is_file():
+        if as_json:
+            sys.stdout.write(json.dumps({"root": str(path.resolve()), "index_dir": str(folder), "indexed": False},
+                                        indent=2) + "\n")
+        else:
+            click.echo(f"{path.resolve()} is not indexed yet: `codesearch index {path}` builds its index "
+                       f"(in {folder})")
+        return
+    engine = open_engine(path, model, device, exclude, max_file_size)
+    with command_guard(engine):
         try:
             engine.encoder  # noqa: B018 - loads the model so provider and pending are exact
+        except IndexUnavailable:
+            raise
         except EngineError as exc:
             err.print(f"[yellow]model not loaded: {escape(str(exc))}[/]")
         st = engine.status()
         stale = engine.stale_files()
-    finally:
-        engine.close()
     found = background.inspect(engine.dir)
     data = asdict(st)
     data["stale_files"] = stale
+    data["indexed"] = True
     data["background"] = {"state": found.liveness.value, **(asdict(found.state) if found.state else {}),
                           "log": str(engine.dir / background.LOG_FILE)}
     if as_json:
@@ -352,6 +522,14 @@ def status(path: Path, as_json: bool, model: str | None, device: str, exclude: t
                f"indexer:   {describe_background(found, engine.dir)}\n"
                f"stale:     {len(stale)} file(s) changed since the last index"
                + "".join(f"\n  {p}" for p in stale[:20]))
+
+
+def stop_background(path: Path) -> None:
+    """Stop the background indexer of a workspace before its index is removed."""
+    with suppress(EngineError):
+        folder = index_location(workspace_root(path))
+        if background.inspect(folder).running:
+            background.stop(folder)
 
 
 def describe_background(found: background.Inspection, index_dir: Path) -> str:
@@ -372,9 +550,11 @@ def describe_background(found: background.Inspection, index_dir: Path) -> str:
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for it to exit.")
 def stop(path: Path, timeout: float) -> None:
     """Stop the background indexer of PATH; what it embedded is kept, and a search resumes it."""
-    if not path.is_dir():
-        fail(f"{path} is not a folder", EXIT_USAGE)
-    index_dir = workspace_dir(path)
+    try:
+        index_dir = index_location(workspace_root(path))
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
     found = background.inspect(index_dir)
     if found.liveness == background.Liveness.CRASHED and found.state is not None:
         background.write_state(index_dir, replace(found.state, phase="failed", message="stopped unexpectedly"))
@@ -395,17 +575,86 @@ def stop(path: Path, timeout: float) -> None:
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 def clean(path: Path) -> None:
     """Delete the index of PATH (it lives in the user cache, never in the workspace); stops its background indexer."""
-    engine = open_engine(path, None, "cpu", (), DEFAULT_MAX_FILE_SIZE)
-    folder = engine.dir
-    if background.inspect(folder).running:
-        background.stop(folder)
+    stop_background(path)
     try:
-        with engine.writing():
-            engine.clean()
+        folder = remove_index(path)
     except WorkspaceBusy:
-        engine.close()
-        fail(busy_message(engine) + "; stop it first", EXIT_ERROR)
-    err.print(f"removed {folder}")
+        fail(busy_message(index_location(path)) + "; stop it first", EXIT_ERROR)
+        return
+    except IndexUnavailable as exc:
+        fail(str(exc), EXIT_STORAGE)
+        return
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    if folder is None:
+        err.print(f"nothing to remove: {path.resolve()} has no index")
+    else:
+        err.print(f"removed {folder}")
+
+
+@main.group()
+def shards() -> None:
+    """Index shards: one index per repository, built on a Ray cluster, searched together (`search --shards`)."""
+
+
+@shards.command("build")
+@click.argument("repos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="The shards folder: one shard per repository and shards.json.")
+@click.option("--ray-address", default="local", envvar="CODESEARCH_RAY_ADDRESS", show_default=True,
+              help="'local' starts Ray on this machine; else a cluster's address (auto, host:port, ray://host:port).")
+@click.option("--num-cpus", type=click.IntRange(1), default=None, help="With 'local': the CPUs Ray may use.")
+@click.option("--max-actors", type=click.IntRange(1), default=None, help="At most this many embedders.")
+@click.option("--force", is_flag=True, help="Rebuild every shard, changed or not.")
+@click.option("--json", "as_json", is_flag=True, help="Print the build report as JSON.")
+@model_options
+def shards_build(repos: tuple[Path, ...], out: Path, ray_address: str, num_cpus: int | None, max_actors: int | None,
+                 force: bool, as_json: bool, model: str | None, device: str, exclude: tuple[str, ...],
+                 max_file_size: int) -> None:
+    """Build or refresh one shard per REPO in --out; unchanged repositories are skipped."""
+    try:
+        from .shards.ray_build import BuildError, RayOptions, build_shards
+    except ModuleNotFoundError as exc:
+        fail(f"{exc.name} is missing: install the scale extra (pip install 'codesearch[scale]')", EXIT_USAGE)
+        return
+    from .shards.repo_shard import BuildOptions
+    from .shards.report import describe_outcome, report_json, summarize
+
+    options = BuildOptions(model=model, exclude=exclude, max_file_size=max_file_size, force=force)
+    try:
+        report = build_shards(out, repos, options, device=device, max_actors=max_actors,
+                              ray_options=RayOptions(address=ray_address, num_cpus=num_cpus),
+                              on_outcome=lambda o: err.print(describe_outcome(o)))
+    except BuildError as exc:
+        fail(str(exc), EXIT_MODEL)
+        return
+    err.print(summarize(report))
+    if as_json:
+        sys.stdout.write(json.dumps(report_json(report), indent=2) + "\n")
+    if report.of("failed"):
+        sys.exit(EXIT_ERROR)
+
+
+@shards.command("list")
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+def shards_list(folder: Path, as_json: bool) -> None:
+    """What the shards folder FOLDER holds: one line per repository."""
+    from .shards.manifest import ManifestError, ShardsManifest
+
+    try:
+        manifest = ShardsManifest.read(folder)
+    except ManifestError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps([r.to_json() for r in manifest.records], indent=2) + "\n")
+        return
+    for r in manifest.records:
+        state = "ok" if r.ok else f"FAILED: {r.error}"
+        click.echo(f"{r.repo}\t{r.files} files\t{r.chunks} chunks\t{r.content_kind}:{r.content_hash[:12]}\t"
+                   f"{r.built_at}\t{state}")
 
 
 if __name__ == "__main__":

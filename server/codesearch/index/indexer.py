@@ -28,6 +28,7 @@ from ..walk.walker import IgnoreRules, SourceFile, WalkOptions, inspect_file, wa
 from .prepare import PreparedFile, Task, prepare, prepared
 from .store import FileRow, Store
 from .vector_index import VectorIndex
+from .vector_writer import RateMeter, VectorWriter
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class SyncReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     parse_failed: list[str] = field(default_factory=list)
     read_errors: list[tuple[str, str]] = field(default_factory=list)
-    removed_chunk_ids: list[int] = field(default_factory=list)
+    touched_texts: set[str] = field(default_factory=set)  # embed hashes of chunks added or removed
     cancelled: bool = False
     store_s: float = 0.0  # writing the store and its full-text index (the rest is walking, reading, chunking)
 
@@ -110,65 +111,6 @@ def chunker_fingerprint() -> str:
             version = "missing"
         digest.update(f"{name}={version}".encode())
     return digest.hexdigest()
-
-
-class RateMeter:
-    """Chunks per second over the last 30 seconds (since the start until then)."""
-
-    def __init__(self, start: float, window_s: float = 30.0) -> None:
-        self.start = start
-        self.window_s = window_s
-        self.done = 0
-        self.recent: list[tuple[float, int]] = []
-
-    def update(self, n: int) -> float:
-        now = time.monotonic()
-        self.done += n
-        self.recent.append((now, n))
-        self.recent = [(t, k) for t, k in self.recent if now - t < self.window_s]
-        if len(self.recent) > 1:
-            return sum(k for _, k in self.recent[1:]) / max(now - self.recent[0][0], 1e-3)
-        return self.done / max(now - self.start, 1e-3)
-
-
-class VectorWriter:
-    """Stores vectors and adds them to the graph in batches: every ``max_vectors`` or ``max_age_s``."""
-
-    def __init__(self, store: Store, index: VectorIndex, model_key: str, max_vectors: int = 4096,
-                 max_age_s: float = 2.0) -> None:
-        self.store = store
-        self.index = index
-        self.model_key = model_key
-        self.max_vectors = max_vectors
-        self.max_age_s = max_age_s
-        self._hashes: list[str] = []
-        self._vectors: list[np.ndarray] = []
-        self._since = time.monotonic()
-        self.store_s = 0.0
-        self.hnsw_s = 0.0
-
-    def add(self, hashes: list[str], vectors: np.ndarray) -> bool:
-        """Buffer one batch; True if this flushed the buffer."""
-        self._hashes.extend(hashes)
-        self._vectors.append(vectors)
-        if len(self._hashes) >= self.max_vectors or time.monotonic() - self._since >= self.max_age_s:
-            self.flush()
-            return True
-        return False
-
-    def flush(self) -> None:
-        self._since = time.monotonic()
-        if not self._hashes:
-            return
-        hashes, vectors = self._hashes, np.concatenate(self._vectors)
-        self._hashes, self._vectors = [], []
-        clock = time.perf_counter()
-        self.store.put_vectors(self.model_key, hashes, vectors)
-        self.store_s += time.perf_counter() - clock
-        clock = time.perf_counter()
-        for ids, vecs in self.store.embedded_chunks(self.model_key, hashes=hashes):
-            self.index.add(ids, vecs)
-        self.hnsw_s += time.perf_counter() - clock
 
 
 class Indexer:
@@ -218,7 +160,7 @@ class Indexer:
                     last_report = now
                     progress(Progress(Phase.CHUNK, files_done=done, files_total=total))
             for path in set(known) - {source.path for source in result.files}:
-                report.removed_chunk_ids.extend(self.store.delete_file(path))
+                report.touched_texts |= self.store.delete_file(path)
                 report.removed += 1
         if progress and not tasks:
             progress(Progress(Phase.CHUNK, files_done=total, files_total=total))
@@ -232,7 +174,7 @@ class Indexer:
             source = self._source_for(rel)
             if source is None:
                 if rel in known:
-                    report.removed_chunk_ids.extend(self.store.delete_file(rel))
+                    report.touched_texts |= self.store.delete_file(rel)
                     report.removed += 1
                 continue
             self._sync_one(source, known, overlays, report)
@@ -276,9 +218,8 @@ class Indexer:
         # An editor buffer's text is not what is on disk: record an impossible mtime so the file is
         # read again once the buffer is closed or saved.
         mtime_ns = -1 if item.overlay else source.mtime_ns
-        removed = self.store.replace_file(source.path, source.size, mtime_ns, item.digest, item.language,
-                                          item.parse_failed, item.chunks, item.terms)
-        report.removed_chunk_ids.extend(removed)
+        report.touched_texts |= self.store.replace_file(source.path, source.size, mtime_ns, item.digest,
+                                                        item.language, item.parse_failed, item.chunks, item.terms)
         if row is None:
             report.added += 1
         else:
@@ -288,7 +229,7 @@ class Indexer:
     def embed_pending(self, encoder: Encoder, index: VectorIndex, cancel: threading.Event | None = None,
                       progress: ProgressCallback | None = None, batch_size: int = 64,
                       on_batch: Callable[[], None] | None = None) -> EmbedReport:
-        """Embed every chunk text lacking a vector for this model; add all to the HNSW index.
+        """Embed every chunk text lacking a vector for this model; each batch of vectors joins the graph.
 
         The texts go through the embedding pipeline (tokenised ahead, several workers, newest files
         first); vectors reach the store and the graph in batches (``on_batch`` runs after each).
@@ -301,8 +242,8 @@ class Indexer:
                        cancel: threading.Event | None = None, progress: ProgressCallback | None = None,
                        on_batch: Callable[[], None] | None = None,
                        ready: Iterable[tuple[list[str], np.ndarray]] = ()) -> EmbedReport:
-        """Store what ``pipeline`` embeds (after ``ready``, batches it handed over already) and add it to
-        the graph, in batches; closes the pipeline."""
+        """Store what ``pipeline`` embeds (after ``ready``, batches it handed over already) and bring the
+        graph in step with it, in batches; closes the pipeline."""
         report = EmbedReport()
         start = time.monotonic()
         files, chunks, _ = self.store.counts(model_key)
@@ -333,18 +274,3 @@ class Indexer:
             part = hashes[start:start + page]
             texts = self.store.texts_for(part)
             yield from ((h, texts[h]) for h in part if h in texts)
-
-    def reconcile_index(self, encoder_key: str, index: VectorIndex) -> tuple[int, int]:
-        """Make the HNSW labels equal the chunks that have vectors: (added, removed).
-
-        Compares ids first and reads only the missing vectors (a saved graph that is a few edits
-        behind costs milliseconds, not a read of every vector)."""
-        wanted = self.store.embedded_chunk_ids(encoder_key)
-        have = index.labels
-        added = 0
-        for ids, vecs in self.store.chunk_vectors(encoder_key, sorted(wanted - have)):
-            index.add(ids, vecs)
-            added += len(ids)
-        stale = sorted(have - wanted)
-        index.remove(stale)
-        return added, len(stale)

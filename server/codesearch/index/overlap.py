@@ -10,9 +10,11 @@ as usual, and what was already pending before (chunks of unchanged files) after 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping
 
+from ..embed.encoder import CUDA, ProviderError, choose_provider
 from ..embed.pipeline import EmbeddingPipeline, Feed, staged
 from ..types import Encoder, Vectors
 from .indexer import EmbedReport, Indexer, ProgressCallback, SyncReport
@@ -21,6 +23,20 @@ from .store import embed_text
 from .vector_index import VectorIndex
 
 BUFFER_MAX = 32768  # vectors held while the sync runs (48 MB at 384 dimensions)
+
+
+def overlap_pays(encoder: Encoder | None, device: str) -> bool:
+    """Embedding while syncing pays on a GPU; on a CPU both would compete for the same cores.
+    ``CODESEARCH_OVERLAP=on|off`` decides instead (benchmarks, tests)."""
+    mode = os.environ.get("CODESEARCH_OVERLAP", "auto").lower()
+    if mode in ("on", "1", "off", "0"):
+        return mode in ("on", "1")
+    if encoder is not None:
+        return encoder.provider == CUDA
+    try:
+        return device != "cpu" and choose_provider(device).provider == CUDA
+    except ProviderError:
+        return False  # loading the model says why
 
 
 def sync_and_embed(indexer: Indexer, encoder: Encoder, index: VectorIndex, overlays: Mapping[str, str],
@@ -49,13 +65,13 @@ def sync_and_embed(indexer: Indexer, encoder: Encoder, index: VectorIndex, overl
 
     try:
         sync = indexer.sync(overlays, cancel, progress, on_stored=on_stored)
+        feed.close()
+        if on_synced is not None:
+            on_synced(sync)
     except BaseException:
+        feed.close()
         pipeline.close()
         raise
-    finally:
-        feed.close()
-    if on_synced is not None:
-        on_synced(sync)
     report = indexer.write_embedded(pipeline, model_key, index, feed.count, cancel, progress, on_batch, ready)
     if not report.cancelled:
         rest = indexer.embed_pending(encoder, index, cancel, progress, on_batch=on_batch)

@@ -1,8 +1,13 @@
 """The on-disk store of one workspace: files, chunks, the lexical index and the embedding cache.
 
 One SQLite database (WAL mode) holds everything but the HNSW graph, which is derived from the
-vectors stored here and can always be rebuilt from them without re-embedding. A database that
-fails its integrity or version check is moved aside and rebuilt, with a message.
+vectors stored here and can always be rebuilt from them without re-embedding. Each unique embedded
+text has one row in ``vectors`` per model; its ``id`` is the text's label in the graph, and chunks
+map to it through their ``embed_hash`` (many chunks, one vector: copies of a file, boilerplate).
+
+A database that fails its integrity check is moved aside and rebuilt, with a message; a storage
+problem (full disk, read-only folder, I/O error) never is (:mod:`.errors`). A folder that cannot
+be written is opened read-only when the database in it is intact.
 """
 
 from __future__ import annotations
@@ -15,15 +20,27 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import numpy as np
 
 from ..types import Chunk, Vectors
+from .errors import (
+    StorageProblem,
+    StoreCorrupt,
+    StoreError,
+    StoreUnavailable,
+    classify_sqlite_error,
+    storage_os_error,
+)
 from .identifiers import fts_query, index_text
+from .transactions import Bulk, Transaction
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+MIGRATABLE_VERSIONS = frozenset({3})  # older versions are rebuilt
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,17 +71,39 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
 CREATE INDEX IF NOT EXISTS chunks_embed_hash ON chunks(embed_hash);
 CREATE TABLE IF NOT EXISTS vectors (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     embed_hash TEXT NOT NULL,
     model_key TEXT NOT NULL,
     vector BLOB NOT NULL,
-    PRIMARY KEY (embed_hash, model_key)
-) WITHOUT ROWID;
+    UNIQUE (embed_hash, model_key)
+);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(name, path, body, tokenize='unicode61');
 """
 
+# Version 3 keyed vectors by (embed_hash, model_key) alone; version 4 gives each an id (the graph label).
+MIGRATE_3_TO_4 = """
+CREATE TABLE vectors_v4 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    embed_hash TEXT NOT NULL,
+    model_key TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    UNIQUE (embed_hash, model_key)
+);
+INSERT INTO vectors_v4 (embed_hash, model_key, vector) SELECT embed_hash, model_key, vector FROM vectors;
+DROP TABLE vectors;
+ALTER TABLE vectors_v4 RENAME TO vectors;
+UPDATE meta SET value='4' WHERE key='schema_version';
+"""
 
-class StoreCorrupt(RuntimeError):
-    """The database cannot be used as it is."""
+__all__ = ["SCHEMA_VERSION", "ChunkRow", "FileRow", "Store", "StoreCorrupt", "StoreError", "StoreUnavailable"]
+
+
+def connect(path: Path, read_only: bool = False, immutable: bool = False) -> sqlite3.Connection:
+    """A connection to the database; read-only ones never create or change a file."""
+    if not read_only:
+        return sqlite3.connect(str(path), timeout=30.0, check_same_thread=False, isolation_level=None)
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro" + ("&immutable=1" if immutable else "")
+    return sqlite3.connect(uri, uri=True, timeout=30.0, check_same_thread=False, isolation_level=None)
 
 
 @dataclass(frozen=True)
@@ -84,6 +123,16 @@ class ChunkRow:
     chunk: Chunk
     embed_hash: str
     mtime_ns: int
+
+
+_CHUNK_COLUMNS = ("id, path, language, kind, symbol, container, start_line, end_line, text, part, "
+                  "embed_hash, mtime_ns")
+
+
+def _chunk_row(r: Sequence[Any]) -> ChunkRow:
+    chunk = Chunk(path=r[1], language=r[2], kind=r[3], symbol=r[4], container=r[5],
+                  start_line=r[6], end_line=r[7], text=r[8], part=r[9])
+    return ChunkRow(r[0], chunk, r[10], r[11])
 
 
 def embed_text(chunk: Chunk) -> str:
@@ -109,40 +158,92 @@ def chunk_terms(chunk: Chunk) -> ChunkTerms:
 
 
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        self.read_only_reason = ""  # why a read-only store could not be opened for writing
+        self.notes: list[str] = []  # what the user should hear about this database (upgrades, an empty file)
         self.db = self._open()
         # Searches read through their own connection: with WAL they never wait for the writer.
-        self.read = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
-        self.read.execute("PRAGMA query_only=ON")
+        try:
+            self.read = self._connect()
+            if not read_only:
+                self.read.execute("PRAGMA query_only=ON")
+        except sqlite3.Error as exc:
+            self.db.close()
+            raise classify_sqlite_error(exc, self.path) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self.read_only:
+            return connect(self.path)
+        try:
+            db = connect(self.path, read_only=True)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            # WAL readers need a -shm file beside the database, which an unwritable folder or a full
+            # disk may not allow. With no write-ahead log left to apply, the file alone is the index.
+            wal = Path(f"{self.path}-wal")
+            if wal.is_file() and wal.stat().st_size > 0:
+                raise
+            return connect(self.path, read_only=True, immutable=True)
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
+        if not self.read_only and self.path.is_file() and self.path.stat().st_size == 0:
+            self.notes.append(f"the index database {self.path} was empty (0 bytes, cut short by a crash or a "
+                              "full disk?); it is rebuilt: every file is chunked and embedded again")
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            # A full integrity check reads the whole file (0.3 s at 120 MB), so it runs only when the
-            # last writer did not close cleanly; a damaged header fails the reads below anyway.
-            if self._writer_was_open(db):
-                quick = db.execute("PRAGMA quick_check").fetchone()
-                if not quick or quick[0] != "ok":
-                    raise StoreCorrupt(f"integrity check failed: {quick}")
-            version = self._read_version(db)
-            if version is not None and version != SCHEMA_VERSION:
-                raise StoreCorrupt(f"schema version {version}, expected {SCHEMA_VERSION}")
-            db.executescript(SCHEMA)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (uuid.uuid4().hex,))
-            db.execute("SELECT count(*) FROM chunks_fts").fetchone()
-        except sqlite3.DatabaseError as exc:
+            db = self._connect()
+        except sqlite3.Error as exc:
+            raise classify_sqlite_error(exc, self.path) from exc
+        try:
+            self._prepare(db)
+        except sqlite3.Error as exc:
             db.close()
-            raise StoreCorrupt(str(exc)) from exc
-        except StoreCorrupt:
+            raise classify_sqlite_error(exc, self.path) from exc
+        except StoreError:
             db.close()
             raise
         return db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        if not self.read_only:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+        # A full integrity check reads the whole file (0.3 s at 120 MB), so it runs only when the
+        # last writer did not close cleanly; a damaged header fails the reads below anyway.
+        if self._writer_was_open(db):
+            quick = db.execute("PRAGMA quick_check").fetchone()
+            if not quick or quick[0] != "ok":
+                raise StoreCorrupt(f"integrity check failed: {quick}")
+        version = self._read_version(db)
+        if version is not None and version != SCHEMA_VERSION:
+            self._upgrade(db, version)
+        if not self.read_only:
+            db.executescript(SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('instance', ?)", (uuid.uuid4().hex,))
+        db.execute("SELECT count(*) FROM chunks_fts").fetchone()
+
+    def _upgrade(self, db: sqlite3.Connection, version: int) -> None:
+        """Migrate a known older schema in place (cached vectors are kept); refuse a newer one."""
+        if version > SCHEMA_VERSION:
+            raise StoreUnavailable(self.path.parent, StorageProblem.NEWER,
+                                   f"schema {version}; this version reads schema {SCHEMA_VERSION}")
+        if version not in MIGRATABLE_VERSIONS:
+            raise StoreCorrupt(f"schema version {version}, expected {SCHEMA_VERSION}")
+        if self.read_only:
+            raise StoreUnavailable(self.path.parent, StorageProblem.READ_ONLY,
+                                   f"schema {version} must be upgraded to {SCHEMA_VERSION}, which needs write access")
+        try:
+            db.executescript(f"BEGIN IMMEDIATE;{MIGRATE_3_TO_4}COMMIT;")
+        except sqlite3.Error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self.notes.append(f"the index was upgraded from schema {version} to {SCHEMA_VERSION}; cached vectors "
+                          "were kept (nothing is embedded again)")
 
     @staticmethod
     def _writer_was_open(db: sqlite3.Connection) -> bool:
@@ -165,19 +266,58 @@ class Store:
         return int(row[0]) if row else None
 
     @classmethod
-    def open_or_rebuild(cls, path: Path) -> tuple[Store, str | None]:
-        """Open the store; if it is corrupt, move it aside, start afresh and say why."""
+    def open_or_rebuild(cls, path: Path) -> tuple[Store, list[str]]:
+        """Open the store and say what the user should know.
+
+        A damaged database is moved aside (one copy is kept) and rebuilt. A database that cannot be
+        written (a read-only folder, a full disk, an I/O error while writing) gives a read-only store
+        when it can be read. Any other storage problem raises :class:`StoreUnavailable` and changes
+        nothing.
+        """
+        path = Path(path)
+        notes: list[str] = []
         try:
-            return cls(path), None
+            store = cls(path)
+        except StoreUnavailable as exc:
+            if not exc.readable or not path.is_file() or path.stat().st_size == 0:
+                raise
+            store = cls._open_read_only(path, exc)
         except StoreCorrupt as exc:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
+            notes.append(cls._move_aside(path, exc))
+            store = cls(path)
+        return store, notes + store.notes
+
+    @classmethod
+    def _open_read_only(cls, path: Path, why: StoreUnavailable) -> Store:
+        try:
+            store = cls(path, read_only=True)
+        except StoreCorrupt as exc:
+            raise StoreUnavailable(path.parent, why.problem,
+                                   f"the database is damaged ({exc}) and cannot be rebuilt: {why.detail}") from exc
+        except StoreError as exc:  # not readable either: the first refusal is the one to report
+            raise why from exc
+        store.read_only_reason = str(why)
+        return store
+
+    @staticmethod
+    def _move_aside(path: Path, why: StoreCorrupt) -> str:
+        """Rename the damaged files (no copy: nothing more is written) after deleting older copies."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        try:
+            for old in path.parent.glob(f"{path.name}*.corrupt-*"):
+                old.unlink()
             for suffix in ("", "-wal", "-shm"):
                 victim = Path(str(path) + suffix)
                 if victim.exists():
                     victim.replace(Path(f"{path}{suffix}.corrupt-{stamp}"))
-            message = f"the index at {path} was unreadable ({exc}); it was moved aside and is being rebuilt"
-            log.warning(message)
-            return cls(path), message
+        except OSError as exc:
+            problem = refusal.problem if (refusal := storage_os_error(exc, path.parent)) else StorageProblem.OTHER
+            raise StoreUnavailable(path.parent, problem,
+                                   f"the damaged database ({why}) cannot be moved aside: {exc.strerror or exc}"
+                                   ) from exc
+        message = f"the index at {path} was damaged ({why}); it was moved aside and is being rebuilt"
+        log.warning(message)
+        return message
 
     @property
     def instance(self) -> str:
@@ -205,12 +345,13 @@ class Store:
 
     def replace_file(self, path: str, size: int, mtime_ns: int, content_hash: str, language: str,
                      parse_failed: bool, chunks: Sequence[Chunk],
-                     terms: Sequence[ChunkTerms] | None = None) -> list[int]:
-        """Swap one file's chunks in a single transaction; returns the removed chunk ids.
+                     terms: Sequence[ChunkTerms] | None = None) -> set[str]:
+        """Swap one file's chunks in a single transaction; returns the embed hashes of the chunks
+        removed and added (the texts whose place in the vector graph may have changed).
 
         ``terms``: each chunk's :func:`chunk_terms`, when a worker process computed them already."""
         with self.transaction():
-            removed = self._delete_file(path)
+            touched = self._delete_file(path)
             cur = self.db.execute(
                 "INSERT INTO files (path, size, mtime_ns, hash, language, parse_failed) VALUES (?,?,?,?,?,?)",
                 (path, size, mtime_ns, content_hash, language, int(parse_failed)),
@@ -218,6 +359,7 @@ class Store:
             file_id = cur.lastrowid
             for chunk, (embed_hash, name, path_terms, body) in zip(
                     chunks, terms if terms is not None else map(chunk_terms, chunks), strict=True):
+                touched.add(embed_hash)
                 c = self.db.execute(
                     "INSERT INTO chunks (file_id, path, language, kind, symbol, container, start_line, "
                     "end_line, part, text, embed_hash, mtime_ns) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -226,7 +368,7 @@ class Store:
                 )
                 self.db.execute("INSERT INTO chunks_fts (rowid, name, path, body) VALUES (?,?,?,?)",
                                 (c.lastrowid, name, path_terms, body))
-        return removed
+        return touched
 
     def forget_file_state(self) -> None:
         """Make the next sync re-chunk every file (chunks and cached vectors stay until then)."""
@@ -235,66 +377,25 @@ class Store:
     def touch_file(self, path: str, size: int, mtime_ns: int) -> None:
         self.db.execute("UPDATE files SET size=?, mtime_ns=? WHERE path=?", (size, mtime_ns, path))
 
-    def delete_file(self, path: str) -> list[int]:
+    def delete_file(self, path: str) -> set[str]:
+        """Drop one file and its chunks; returns the embed hashes of the chunks removed."""
         with self.transaction():
             return self._delete_file(path)
 
-    def _delete_file(self, path: str) -> list[int]:
-        ids = [r[0] for r in self.db.execute(
-            "SELECT c.id FROM chunks c JOIN files f ON c.file_id=f.id WHERE f.path=?", (path,))]
-        self.db.executemany("DELETE FROM chunks_fts WHERE rowid=?", ((i,) for i in ids))
+    def _delete_file(self, path: str) -> set[str]:
+        rows = self.db.execute(
+            "SELECT c.id, c.embed_hash FROM chunks c JOIN files f ON c.file_id=f.id WHERE f.path=?", (path,)
+        ).fetchall()
+        self.db.executemany("DELETE FROM chunks_fts WHERE rowid=?", ((r[0],) for r in rows))
         self.db.execute("DELETE FROM files WHERE path=?", (path,))
-        return ids
+        return {r[1] for r in rows}
 
-    class _Tx:
-        """A transaction, or a savepoint inside the one a :meth:`bulk` block keeps open."""
+    def transaction(self) -> Transaction:
+        return Transaction(self.db)
 
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
-            self.nested = False
-
-        def __enter__(self) -> None:
-            self.nested = self.db.in_transaction
-            self.db.execute("SAVEPOINT tx" if self.nested else "BEGIN IMMEDIATE")
-
-        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-            if not self.nested:
-                self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-                return
-            if exc_type is not None:
-                self.db.execute("ROLLBACK TO tx")
-            self.db.execute("RELEASE tx")
-
-    def transaction(self) -> Store._Tx:
-        return Store._Tx(self.db)
-
-    class _Bulk:
-        def __init__(self, db: sqlite3.Connection, every_s: float) -> None:
-            self.db = db
-            self.every_s = every_s
-            self.since = time.monotonic()
-
-        def __enter__(self) -> Store._Bulk:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.since = time.monotonic()
-            return self
-
-        def maybe_commit(self) -> None:
-            if time.monotonic() - self.since >= self.every_s:
-                self.db.execute("COMMIT")
-                self.db.execute("BEGIN IMMEDIATE")
-                self.since = time.monotonic()
-
-        def __exit__(self, *exc: object) -> None:
-            if self.db.in_transaction:
-                self.db.execute("COMMIT")  # every finished file; a failed one rolled back its own savepoint
-
-    def bulk(self, every_s: float = 0.5) -> Store._Bulk:
-        """Many files' changes in one transaction, committed every ``every_s`` seconds (``maybe_commit``).
-
-        One commit per file made the full-text index flush a tiny segment per file: a third of a sync.
-        """
-        return Store._Bulk(self.db, every_s)
+    def bulk(self, every_s: float = 0.5) -> Bulk:
+        """Many files' changes in one transaction, committed every ``every_s`` seconds (see :class:`Bulk`)."""
+        return Bulk(self.db, every_s)
 
     def chunk_rows(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
         ids = list(ids)
@@ -302,14 +403,17 @@ class Store:
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
             marks = ",".join("?" * len(part))
-            for r in self.read.execute(
-                "SELECT id, path, language, kind, symbol, container, start_line, end_line, text, part, "
-                f"embed_hash, mtime_ns FROM chunks WHERE id IN ({marks})", part,
-            ):
-                chunk = Chunk(path=r[1], language=r[2], kind=r[3], symbol=r[4], container=r[5],
-                              start_line=r[6], end_line=r[7], text=r[8], part=r[9])
-                out[r[0]] = ChunkRow(r[0], chunk, r[10], r[11])
+            for r in self.read.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part):
+                out[r[0]] = _chunk_row(r)
         return out
+
+    def file_chunks(self, path: str) -> list[ChunkRow]:
+        """Every chunk of one file (workspace-relative path), in line order."""
+        rows = self.read.execute(
+            f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE file_id = (SELECT id FROM files WHERE path = ?) "
+            "ORDER BY start_line, end_line, part", (path,),
+        ).fetchall()
+        return [_chunk_row(r) for r in rows]
 
     def counts(self, model_key: str) -> tuple[int, int, int]:
         """(files, chunks, chunks with a vector for this model)."""
@@ -333,27 +437,17 @@ class Store:
         have = {r[0] for r in self.read.execute("SELECT embed_hash FROM vectors WHERE model_key=?", (model_key,))}
         missing = [r[0] for r in self.read.execute("SELECT DISTINCT embed_hash FROM chunks") if r[0] not in have]
         newest: dict[str, int] = {}
-        for start in range(0, len(missing), 500):
-            part = missing[start:start + 500]
+        for part in _batches(missing):
             newest.update(self.read.execute(
                 f"SELECT embed_hash, max(mtime_ns) FROM chunks WHERE embed_hash IN ({','.join('?' * len(part))}) "
                 "GROUP BY embed_hash", part).fetchall())
         return sorted(newest, key=lambda h: -newest[h])
 
-    def embedded_chunk_ids(self, model_key: str) -> set[int]:
-        """Ids of the chunks that have a vector for this model (no vectors read)."""
-        return {r[0] for r in self.read.execute(
-            "SELECT c.id FROM chunks c JOIN vectors v ON v.embed_hash=c.embed_hash AND v.model_key=?", (model_key,))}
-
-    def chunk_vectors(self, model_key: str, ids: Sequence[int]) -> Iterator[tuple[np.ndarray, Vectors]]:
-        """(chunk ids, vectors) for these chunk ids, those that have a vector, in batches."""
-        for start in range(0, len(ids), 500):
-            part = list(ids[start:start + 500])
-            rows = self.read.execute(
-                "SELECT c.id, v.vector FROM chunks c JOIN vectors v ON v.embed_hash=c.embed_hash AND v.model_key=? "
-                f"WHERE c.id IN ({','.join('?' * len(part))})", [model_key, *part]).fetchall()
-            if rows:
-                yield self._unpack(rows)
+    def pending_embeddings(self, model_key: str, limit: int) -> list[tuple[str, str]]:
+        """(embed_hash, text to embed) of at most ``limit`` texts lacking a vector, newest files first."""
+        hashes = self.pending_hashes(model_key)[:limit]
+        texts = self.texts_for(hashes)
+        return [(h, texts[h]) for h in hashes if h in texts]
 
     def has_vectors(self, model_key: str) -> bool:
         return self.read.execute("SELECT 1 FROM vectors WHERE model_key=? LIMIT 1", (model_key,)).fetchone() is not None
@@ -361,21 +455,19 @@ class Store:
     def with_vectors(self, model_key: str, hashes: Sequence[str]) -> set[str]:
         """Those of ``hashes`` that have a vector for this model."""
         found: set[str] = set()
-        for start in range(0, len(hashes), 500):
-            part = list(hashes[start:start + 500])
-            marks = ",".join("?" * len(part))
+        for part in _batches(list(hashes)):
             found.update(r[0] for r in self.read.execute(
-                f"SELECT embed_hash FROM vectors WHERE model_key=? AND embed_hash IN ({marks})", [model_key, *part]))
+                f"SELECT embed_hash FROM vectors WHERE model_key=? AND embed_hash IN ({','.join('?' * len(part))})",
+                [model_key, *part]))
         return found
 
     def texts_for(self, hashes: Sequence[str]) -> dict[str, str]:
         """The text to embed for each of these hashes that a chunk still has."""
         out: dict[str, str] = {}
-        for start in range(0, len(hashes), 500):
-            part = list(hashes[start:start + 500])
-            marks = ",".join("?" * len(part))
+        for part in _batches(list(hashes)):
             for h, container, symbol, text in self.read.execute(
-                f"SELECT embed_hash, container, symbol, text FROM chunks WHERE embed_hash IN ({marks})", part,
+                "SELECT embed_hash, container, symbol, text FROM chunks "
+                f"WHERE embed_hash IN ({','.join('?' * len(part))})", part,
             ):
                 out.setdefault(h, _embed_text(container, symbol, text))
         return out
@@ -392,31 +484,73 @@ class Store:
         return max(0, int(texts) - int(embedded))
 
     def put_vectors(self, model_key: str, hashes: Sequence[str], vectors: Vectors) -> None:
+        """Store vectors; a text that already has one keeps its id (its label in the graph)."""
         with self.transaction():
             self.db.executemany(
-                "INSERT OR REPLACE INTO vectors (embed_hash, model_key, vector) VALUES (?,?,?)",
+                "INSERT INTO vectors (embed_hash, model_key, vector) VALUES (?,?,?) "
+                "ON CONFLICT (embed_hash, model_key) DO UPDATE SET vector=excluded.vector",
                 ((h, model_key, np.ascontiguousarray(v, dtype=np.float32).tobytes())
                  for h, v in zip(hashes, vectors, strict=True)),
             )
 
-    def embedded_chunks(self, model_key: str, hashes: Sequence[str] | None = None,
-                        batch: int = 4096) -> Iterator[tuple[np.ndarray, Vectors]]:
-        """(chunk ids, vectors) of every chunk that has a vector, in batches."""
-        sql = ("SELECT c.id, v.vector FROM chunks c JOIN vectors v "
-               "ON v.embed_hash=c.embed_hash AND v.model_key=?")
-        if hashes is not None:
-            hashes = list(hashes)
-            for start in range(0, len(hashes), 500):
-                part = hashes[start:start + 500]
-                rows = self.read.execute(
-                    sql + f" WHERE c.embed_hash IN ({','.join('?' * len(part))})", [model_key, *part]
-                ).fetchall()
-                if rows:
-                    yield self._unpack(rows)
-            return
-        cur = self.read.execute(sql, (model_key,))
-        while rows := cur.fetchmany(batch):
-            yield self._unpack(rows)
+    def live_vector_ids(self, model_key: str) -> set[int]:
+        """Ids of this model's vectors that some chunk uses: exactly what the graph should hold."""
+        return {r[0] for r in self.read.execute(
+            "SELECT v.id FROM vectors v WHERE v.model_key=? "
+            "AND EXISTS (SELECT 1 FROM chunks c WHERE c.embed_hash=v.embed_hash)", (model_key,))}
+
+    def vector_liveness(self, model_key: str, hashes: Iterable[str]) -> dict[int, bool]:
+        """For these texts' vectors of this model: id → whether some chunk uses it now."""
+        out: dict[int, bool] = {}
+        for part in _batches(list(hashes)):
+            out.update((r[0], bool(r[1])) for r in self.read.execute(
+                "SELECT v.id, EXISTS (SELECT 1 FROM chunks c WHERE c.embed_hash=v.embed_hash) FROM vectors v "
+                f"WHERE v.model_key=? AND v.embed_hash IN ({','.join('?' * len(part))})", [model_key, *part]))
+        return out
+
+    def vectors_by_id(self, ids: Sequence[int], batch: int = 4096) -> Iterator[tuple[np.ndarray, Vectors]]:
+        """(ids, vectors) for these vector ids, in batches."""
+        ids = list(ids)
+        for start in range(0, len(ids), batch):
+            rows: list[tuple[int, bytes]] = []
+            for part in _batches(ids[start:start + batch]):
+                rows.extend(self.read.execute(
+                    f"SELECT id, vector FROM vectors WHERE id IN ({','.join('?' * len(part))})", part))
+            if rows:
+                yield self._unpack(rows)
+
+    def chunks_for_vectors(self, vector_ids: Sequence[int], per_vector: int) -> dict[int, list[int]]:
+        """Vector id → ids of (at most ``per_vector``) chunks whose text it embeds."""
+        out: dict[int, list[int]] = {}
+        for part in _batches(list(vector_ids)):
+            for vid, cid in self.read.execute(
+                "SELECT vid, cid FROM (SELECT v.id AS vid, c.id AS cid, "
+                "row_number() OVER (PARTITION BY v.id ORDER BY c.id) AS n FROM vectors v "
+                f"JOIN chunks c ON c.embed_hash=v.embed_hash WHERE v.id IN ({','.join('?' * len(part))})) "
+                "WHERE n <= ?", [*part, per_vector],
+            ):
+                out.setdefault(vid, []).append(cid)
+        return out
+
+    def vectors_for_hashes(self, model_key: str, hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Embed hash → this model's vector, for the texts that have one."""
+        out: dict[str, np.ndarray] = {}
+        for part in _batches(list(hashes)):
+            for h, blob in self.read.execute(
+                f"SELECT embed_hash, vector FROM vectors WHERE model_key=? AND embed_hash IN "
+                f"({','.join('?' * len(part))})", [model_key, *part],
+            ):
+                out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def count_vectors(self, model_key: str) -> int:
+        return int(self.read.execute("SELECT count(*) FROM vectors WHERE model_key=?", (model_key,)).fetchone()[0])
+
+    def vector(self, embed_hash: str, model_key: str) -> Vectors | None:
+        """The stored vector of one chunk text for this model; None until it is embedded."""
+        row = self.read.execute("SELECT vector FROM vectors WHERE embed_hash=? AND model_key=?",
+                                (embed_hash, model_key)).fetchone()
+        return np.frombuffer(row[0], dtype=np.float32).copy() if row else None
 
     @staticmethod
     def _unpack(rows: list[tuple[int, bytes]]) -> tuple[np.ndarray, Vectors]:
@@ -455,3 +589,12 @@ class Store:
         wanted = name.replace("::", ".").replace("#", ".").lower()
         exact = [r[0] for r in rows if f"{r[1]}.{r[2]}".lower().endswith(wanted) or r[2].lower() == wanted]
         return exact[:limit]
+
+
+T = TypeVar("T")
+
+
+def _batches(items: list[T], size: int = 500) -> Iterator[list[T]]:
+    """SQLite limits the number of ``?`` in one statement."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

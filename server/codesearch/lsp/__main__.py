@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 from .. import __version__
+from .framing import DEFAULT_MAX_MESSAGE_BYTES
 
 DEFAULT_PORT = 2087
 
@@ -26,11 +27,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
                         help="log level of the server's own log on stderr (default WARNING)")
     parser.add_argument("--log-file", default=None, help="write the log to this file instead of stderr")
+    parser.add_argument("--max-message-bytes", type=_positive_int,
+                        default=os.environ.get("CODESEARCH_LS_MAX_MESSAGE_BYTES", str(DEFAULT_MAX_MESSAGE_BYTES)),
+                        help="larger messages from the client are skipped, with a logged reason "
+                             f"(default {DEFAULT_MAX_MESSAGE_BYTES >> 20} MiB; CODESEARCH_LS_MAX_MESSAGE_BYTES)")
     parser.add_argument("--version", action="version", version=f"codesearch-ls {__version__}")
     args, unknown = parser.parse_known_args(argv)
     # Clients add their own flags (vscode-languageclient: --clientProcessId=N); ignore them.
     args.ignored = unknown
     return args
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number of bytes, not {text}")
+    return value
 
 
 def setup_logging(level: str, log_file: str | None) -> None:
@@ -70,15 +82,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ignored:
         log.info("ignoring unknown arguments: %s", " ".join(args.ignored))
     from .server import create_server
+    from .transport import serve_stdio, serve_tcp
 
     server = create_server()
     try:
         if args.tcp:
             log.warning("codesearch-ls listening on 127.0.0.1:%d", args.port)
-            server.start_tcp("127.0.0.1", args.port)
+            serve_tcp(server, "127.0.0.1", args.port, args.max_message_bytes)
         else:
             stdin, stdout = protect_stdout()
-            server.start_io(stdin, stdout)
+            serve_stdio(server, stdin, stdout, args.max_message_bytes)
     finally:
         server.stop_all()
     return 0

@@ -17,6 +17,7 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.uris import from_fs_path, to_fs_path
 
 from ..types import SearchHit
+from .validation import refuse_non_strings
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ def make_converter() -> cattrs.Converter:
     """lsprotocol's converter, plus our own request types (checked by their ``from_json``)."""
     converter = converters.get_converter()
     converter.register_structure_hook(SearchParams, lambda raw, _: SearchParams.from_json(raw))
+    refuse_non_strings(converter)
     return converter
 
 
@@ -195,13 +197,3 @@ def hit_symbol(root: Path, hit: SearchHit) -> types.SymbolInformation:
         location=types.Location(uri=path_to_uri(root / hit.path), range=hit_range(hit)),
         container_name=hit.path,
     )
-
-
-def under_folder(prefix: str, path_glob: str | None) -> str:
-    """A path glob anchored below ``prefix`` (a folder relative to the workspace folder)."""
-    if not path_glob:
-        return f"{prefix}/**"
-    glob = path_glob.strip().lstrip("/")
-    if glob.endswith("/"):
-        glob += "**"
-    return f"{prefix}/{glob}" if "/" in glob else f"{prefix}/**/{glob}"

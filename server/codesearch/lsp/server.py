@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,10 @@ from pygls.uris import from_fs_path
 from .. import __version__
 from ..engine import EngineError, SearchResult
 from ..index.indexer import Progress
+from ..query.filters import under_folder
 from ..query.merge import merge_hits
 from ..service.folder import FolderIndexer, FolderSnapshot, FolderState
-from ..service.watcher import Batch, FolderWatcher, PathFilter, is_ignore_file
+from ..service.watcher import FolderWatcher, PathFilter, is_ignore_file
 from ..types import SearchHit
 from .progress import ProgressReporter
 from .protocol import (
@@ -40,10 +42,10 @@ from .protocol import (
     hit_json,
     hit_symbol,
     make_converter,
-    under_folder,
     uri_to_path,
 )
 from .settings import Settings, parse_settings
+from .shard_mount import Origin, ShardMount
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,7 @@ class CodesearchLanguageServer(LanguageServer):
         self.filters: dict[Path, PathFilter] = {}
         self.watch_mode = "none"  # client | watchdog | none
         self.initial_folders: list[Path] = []
+        self.shard_mount = ShardMount()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.index_progress = ProgressReporter(self, self._spawn)
         self._last_status: dict[str, Any] | None = None
@@ -79,6 +82,8 @@ class CodesearchLanguageServer(LanguageServer):
         self._last_status_time = 0.0
         self._stopped = False
         self._stop_lock = threading.Lock()
+        self._errors_said: set[str] = set()  # errors folders reported, each sent to the client once
+        self._said_lock = threading.Lock()
         self._tasks: set[asyncio.Future[None]] = set()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -104,15 +109,22 @@ class CodesearchLanguageServer(LanguageServer):
         self._soon(self.schedule_status)
 
     def folder_message(self, folder: FolderIndexer, message: str, error: bool) -> None:
+        if error:
+            with self._said_lock:
+                if message in self._errors_said:  # e.g. one model that fails for every folder: said once
+                    return
+                self._errors_said.add(message)
         self._soon(self.log_to_client, message, types.MessageType.Error if error else types.MessageType.Info)
 
     # messages ----------------------------------------------------------------------------------------
     def log_to_client(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
-        (log.error if kind == types.MessageType.Error else log.info)("%s", message)
         try:
             self.window_log_message(types.LogMessageParams(type=kind, message=message))
         except Exception:
             log.debug("could not send a log message", exc_info=True)
+            (log.error if kind == types.MessageType.Error else log.info)("%s", message)
+        else:  # the client shows it; stderr (which clients show too) gets a copy only at INFO
+            log.info("%s", message)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # Request errors are answered (and logged by the handlers); the rest go to the log, not a popup.
@@ -151,7 +163,11 @@ class CodesearchLanguageServer(LanguageServer):
         if len(snaps) == 1:
             message = snaps[0].message
         else:
-            notes = [f"{s.name}: {s.message}" for s in snaps if s.message and s.message != "ready"]
+            by_message: dict[str, list[str]] = {}  # one note for folders that say the same
+            for snap in snaps:
+                if snap.message and snap.message != "ready":
+                    by_message.setdefault(snap.message, []).append(snap.name)
+            notes = [f"{', '.join(names)}: {text}" for text, names in by_message.items()]
             message = "; ".join(notes) if notes else "ready"
         params: dict[str, Any] = {
             "state": state.value, "message": message,
@@ -200,7 +216,8 @@ class CodesearchLanguageServer(LanguageServer):
 
     def status_report(self) -> dict[str, Any]:
         return {**self.status_params(), "version": __version__, "watching": self.watch_mode,
-                "settings": self.settings.to_json(), "folders": [s.to_json() for s in self.snapshots()]}
+                "settings": self.settings.to_json(), "folders": [s.to_json() for s in self.snapshots()],
+                "shards": self.shard_mount.to_json()}
 
     # folders -------------------------------------------------------------------------------------------
     def folder_for(self, path: Path) -> FolderIndexer | None:
@@ -251,12 +268,8 @@ class CodesearchLanguageServer(LanguageServer):
         if folder.root in self.watchers or not folder.root.is_dir():
             return
 
-        def on_batch(batch: Batch, folder: FolderIndexer = folder) -> None:
-            folder.add_batch(batch)
-
         try:
-            watcher = FolderWatcher(folder.root, on_batch, options=self.settings.engine_config().walk_options())
-            watcher.start()
+            watcher = folder.watch()
         except Exception as exc:  # inotify limits, vanished folder...
             self.log_to_client(f"codesearch: cannot watch {folder.root} for changes: {exc}", types.MessageType.Warning)
             return
@@ -291,11 +304,20 @@ class CodesearchLanguageServer(LanguageServer):
 
     async def restart_folders(self) -> None:
         roots = list(self.folders)
+        with self._said_lock:
+            self._errors_said.clear()
         old = [self.remove_folder(root) for root in roots]
         await asyncio.gather(*(asyncio.to_thread(f.stop) for f in old if f is not None))
         for root in roots:
             self.add_folder(root)
         self.schedule_status()
+
+    async def mount_shards(self) -> None:
+        """Mount the ``shards`` setting's folder read-only (in a thread: it loads the model)."""
+        notes = await asyncio.to_thread(self.shard_mount.mount, self.settings.shards, self.settings.engine_config(),
+                                        lambda m: log.info("%s", m))
+        for note in notes:
+            self.log_to_client(note)
 
     def stop_all(self) -> None:
         """Stop watchers and folder workers (saving indexes, releasing locks); idempotent, any thread."""
@@ -312,20 +334,24 @@ class CodesearchLanguageServer(LanguageServer):
             t.start()
         for t in threads:
             t.join(30)
+        self.shard_mount.close()
 
     # searching --------------------------------------------------------------------------------------
     async def search(self, query: str, limit: int, languages: Sequence[str], path_glob: str | None,
-                     folder: str | None = None) -> tuple[list[tuple[Path, SearchHit]], bool]:
-        """Every folder (or one, or a folder inside one) searched in parallel, merged on score."""
+                     folder: str | None = None) -> tuple[list[tuple[Origin, SearchHit]], bool]:
+        """Every folder (or one, or a folder inside one) and the mounted shards searched in parallel, merged
+        on score."""
         targets, path_glob = self._targets(folder, path_glob)
-        if not targets:
-            return [], False
 
         def one(f: FolderIndexer) -> SearchResult:
             return f.search(query, limit, languages, path_glob)
 
-        results = await asyncio.gather(*(asyncio.to_thread(one, f) for f in targets))
-        hits = merge_hits(((f.root, r.hits) for f, r in zip(targets, results, strict=True)), limit)
+        shard_hits = asyncio.to_thread(self.shard_mount.search, query, limit, languages, path_glob) \
+            if folder is None else asyncio.sleep(0, [])
+        results, from_shards = await asyncio.gather(asyncio.gather(*(asyncio.to_thread(one, f) for f in targets)),
+                                                    shard_hits)
+        groups = [(Origin(f.root), r.hits) for f, r in zip(targets, results, strict=True)]
+        hits = merge_hits([*groups, *from_shards], limit)
         indexing = any(f.indexing or (r.pending > 0 and not f.paused) for f, r in zip(targets, results, strict=True))
         return hits, indexing
 
@@ -392,6 +418,8 @@ async def initialized(ls: CodesearchLanguageServer, params: types.InitializedPar
         ls.log_to_client("codesearch-ls: no workspace folder was given; nothing to index", types.MessageType.Warning)
     if ls.watch_mode != "watchdog":
         ls._spawn(ls.register_client_watching())  # indexing never waits for the reply
+    if ls.settings.shards is not None:
+        ls._spawn(ls.mount_shards())
     ls.schedule_status()
     _watch_parent(ls)
 
@@ -410,7 +438,11 @@ async def did_change_configuration(ls: CodesearchLanguageServer, params: types.D
         ls.log_to_client(f"codesearch-ls: {warning}", types.MessageType.Warning)
     if settings == ls.settings:
         return
-    ls.settings = settings
+    old, ls.settings = ls.settings, settings
+    if settings.shards != old.shards or settings.engine_config() != old.engine_config():
+        await ls.mount_shards()
+    if replace(settings, shards=old.shards) == old:
+        return  # only the shards folder changed
     ls.log_to_client(f"codesearch-ls: settings changed ({settings.to_json()}); re-indexing")
     await ls.restart_folders()
 
@@ -474,7 +506,13 @@ def progress_cancel(ls: CodesearchLanguageServer, params: types.WorkDoneProgress
 @_guard(SEARCH_METHOD)
 async def search(ls: CodesearchLanguageServer, params: SearchParams) -> dict[str, Any]:
     hits, indexing = await ls.search(params.query, params.limit, params.languages, params.path_glob, params.folder)
-    return {"results": [hit_json(root, hit) for root, hit in hits], "indexing": indexing}
+    return {"results": [origin_json(origin, hit) for origin, hit in hits], "indexing": indexing}
+
+
+def origin_json(origin: Origin, hit: SearchHit) -> dict[str, Any]:
+    """A hit's JSON; a shard's hit also names its repository."""
+    found = hit_json(origin.root, hit)
+    return {**found, "repo": origin.repo} if origin.repo is not None else found
 
 
 @_guard(types.WORKSPACE_SYMBOL)
@@ -484,7 +522,7 @@ async def workspace_symbol(ls: CodesearchLanguageServer,
     if not query:
         return []
     hits, _ = await ls.search(query, SYMBOL_LIMIT, (), None)
-    return [hit_symbol(root, hit) for root, hit in hits]
+    return [hit_symbol(origin.root, hit) for origin, hit in hits]
 
 
 @_guard(CMD_REINDEX)

@@ -1,8 +1,10 @@
 """Gather the chunks worth scoring for a query, with the evidence each retriever has for them.
 
 Dense candidates come from the HNSW graph, lexical ones from FTS5, exact symbol matches from the
-chunk table. A candidate found only lexically still gets its exact cosine from its stored vector,
-so every embedded candidate is scored on the same dense scale.
+chunk table. The graph holds one vector per unique text: a dense hit stands for every chunk with
+that text (up to ``DENSE_COPIES`` of them; scoring and the per-file damping choose among copies).
+A candidate found only lexically still gets its exact cosine from its stored vector, so every
+embedded candidate is scored on the same dense scale.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .filters import SearchFilters
 from .scoring import Evidence, RankingWeights
 
 FILTERED_WIDENING = 4  # filters drop candidates after retrieval: fetch this many times more
+DENSE_COPIES = 64  # chunks one dense hit may stand for; copies beyond differ only by path and name
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ def gather(store: Store, index: VectorIndex | None, encoder: Encoder | None, que
     query_vec = None
     if mode != SearchMode.LEXICAL and encoder is not None and index is not None and len(index):
         query_vec = encoder.encode_queries([query])[0]
-        _add_dense(found, index, query_vec, weights.dense_candidates * widen)
+        _add_dense(found, store, index, query_vec, weights.dense_candidates * widen)
     lexical_used = False
     if mode != SearchMode.DENSE:
         lexical_used = _add_lexical(found, store, query, weights.lexical_candidates * widen)
@@ -64,11 +67,14 @@ def gather(store: Store, index: VectorIndex | None, encoder: Encoder | None, que
     return Gathered(candidates, dense_used=query_vec is not None, lexical_used=lexical_used)
 
 
-def _add_dense(found: dict[int, _Found], index: VectorIndex, query_vec: Vectors, k: int) -> None:
-    for chunk_id, score in index.search(query_vec, k):
-        item = found.setdefault(chunk_id, _Found())
-        item.dense = score
-        item.sources.add("dense")
+def _add_dense(found: dict[int, _Found], store: Store, index: VectorIndex, query_vec: Vectors, k: int) -> None:
+    hits = index.search(query_vec, k)
+    chunks = store.chunks_for_vectors([vector_id for vector_id, _ in hits], DENSE_COPIES)
+    for vector_id, score in hits:
+        for chunk_id in chunks.get(vector_id, ()):
+            item = found.setdefault(chunk_id, _Found())
+            item.dense = score
+            item.sources.add("dense")
 
 
 def _add_lexical(found: dict[int, _Found], store: Store, query: str, k: int) -> bool:
@@ -90,10 +96,11 @@ def _add_lexical(found: dict[int, _Found], store: Store, query: str, k: int) -> 
 def _fill_dense(found: dict[int, _Found], rows: dict[int, ChunkRow], store: Store, model_key: str,
                 query_vec: Vectors) -> None:
     """Exact cosine for candidates the graph did not return, from their stored vectors."""
-    missing = [row.embed_hash for cid, row in rows.items() if found[cid].dense is None]
+    missing = {row.embed_hash for cid, row in rows.items() if found[cid].dense is None}
     if not missing:
         return
-    for ids, vecs in store.embedded_chunks(model_key, hashes=missing):
-        for cid, sim in zip(ids.tolist(), (vecs @ query_vec).tolist(), strict=True):
-            if cid in rows:
-                found[cid].dense = float(sim)
+    vectors = store.vectors_for_hashes(model_key, missing)
+    for cid, row in rows.items():
+        vector = vectors.get(row.embed_hash)
+        if vector is not None and found[cid].dense is None:
+            found[cid].dense = float(vector @ query_vec)

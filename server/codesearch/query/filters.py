@@ -34,3 +34,13 @@ def glob_match(path: str, pattern: str) -> bool:
     regex = re.escape(pattern).replace(r"\*\*/", "(.*/)?").replace(r"\*\*", ".*").replace(r"\*", "[^/]*")
     regex = regex.replace(r"\?", "[^/]")
     return re.fullmatch(regex, path) is not None or path.startswith(pattern.rstrip("/") + "/")
+
+
+def under_folder(prefix: str, path_glob: str | None) -> str:
+    """A path glob anchored below ``prefix`` (a folder relative to the workspace folder)."""
+    if not path_glob:
+        return f"{prefix}/**"
+    glob = path_glob.strip().lstrip("/")
+    if glob.endswith("/"):
+        glob += "**"
+    return f"{prefix}/{glob}" if "/" in glob else f"{prefix}/**/{glob}"

@@ -43,6 +43,7 @@ from ..types import SearchHit
 
 log = logging.getLogger(__name__)
 
+MIN_RERANK_K, MAX_RERANK_K = 2, 200
 DEFAULT_RERANK_K = 5  # least quality lost and least latency of K in {5, 10, 20, 50}: docs/ranker.md
 DEFAULT_QUERY_MAX_LENGTH = 64
 CHARS_PER_TOKEN_CAP = 12  # texts are cut at this many characters per token of budget before tokenising

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -26,182 +25,44 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import asdict, dataclass, replace
-from enum import Enum
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
-from ..engine import Engine, EngineConfig
+from ..engine import Engine, EngineConfig, EngineError, IndexUnavailable, index_location
 from ..index.indexer import Phase, Progress
-from ..paths import cache_root
+from .background_state import (
+    FINAL,
+    LOG_FILE,
+    STATE_FILE,
+    BackgroundState,
+    Inspection,
+    Liveness,
+    estimate,
+    format_eta,
+    inspect,
+    lock_free,
+    pid_alive,
+    read_state,
+    remember_rate,
+    remembered_rate,
+    write_state,
+)
+
+__all__ = ["FINAL", "LOG_FILE", "STATE_FILE", "BackgroundState", "Inspection", "Liveness", "QuickSync", "estimate",
+           "format_eta", "hand_over", "inspect", "lock_free", "pid_alive", "read_state", "remember_rate",
+           "remembered_rate", "start", "stop", "sync_briefly", "write_state"]
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "background.json"
-LOG_FILE = "background.log"
 LOG_MAX_BYTES = 1 << 20
 STATE_EVERY_S = 1.0
 LOCK_WAIT_S = 30.0  # the starting CLI may still be releasing the lock
 MAX_ROUNDS = 3  # sync + embed again while files keep changing, at most this often
-FINAL = ("done", "stopped", "failed")
 ANSWER_WITHIN_S = 2.5  # a search stops reading files this long after its process started...
 MIN_SYNC_S = 0.5  # ...but reads for this long at least
 SYNC_BUDGET_ENV = "CODESEARCH_SYNC_BUDGET_S"
 INLINE_EMBED_MAX = 32  # a search embeds this many changed chunks itself rather than start an indexer
 RETRY_FAILED_S = 600.0  # a failed indexer is not restarted by searches for this long
-
-
-@dataclass(frozen=True)
-class BackgroundState:
-    pid: int
-    root: str
-    started: float
-    updated: float
-    phase: str  # starting | scan | chunk | embed | done | stopped | failed
-    files_done: int = 0
-    files_total: int = 0
-    embedded: int = 0
-    to_embed: int = 0
-    rate: float = 0.0  # chunks embedded per second, recent
-    eta_s: float | None = None
-    message: str = ""
-
-    @property
-    def final(self) -> bool:
-        return self.phase in FINAL
-
-    def describe(self) -> str:
-        if self.phase in ("starting", "scan", "chunk"):
-            files = f" ({self.files_done}/{self.files_total} files)" if self.files_total else ""
-            return f"pid {self.pid}, reading files{files}"
-        rate = f", {self.rate:.1f} chunks/s" if self.rate > 0 else ""
-        return f"pid {self.pid}, embedded {self.embedded}/{self.to_embed}{rate}, ETA {format_eta(self.eta_s)}"
-
-
-class Liveness(str, Enum):
-    NONE = "none"  # never ran here
-    RUNNING = "running"
-    FINISHED = "finished"  # done, stopped or failed, and said so
-    CRASHED = "crashed"  # its state says it is working, but it is gone
-
-
-@dataclass(frozen=True)
-class Inspection:
-    liveness: Liveness
-    state: BackgroundState | None
-
-    @property
-    def running(self) -> bool:
-        return self.liveness == Liveness.RUNNING
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "measuring"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-# the state file -----------------------------------------------------------------------------------------
-def state_path(index_dir: Path) -> Path:
-    return Path(index_dir) / STATE_FILE
-
-
-def read_state(index_dir: Path) -> BackgroundState | None:
-    try:
-        data = json.loads(state_path(index_dir).read_text())
-        return BackgroundState(**data)
-    except (OSError, ValueError, TypeError):
-        return None
-
-
-def write_state(index_dir: Path, state: BackgroundState) -> None:
-    path = state_path(index_dir)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(state)))
-    os.replace(tmp, path)
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists():  # Linux: a reused pid runs something else
-        with contextlib.suppress(OSError):
-            return b"codesearch.service.background" in cmdline.read_bytes()
-    return True
-
-
-def lock_free(index_dir: Path) -> bool:
-    """Whether no process holds the workspace write lock (tried, and let go at once)."""
-    lock = FileLock(str(Path(index_dir) / "write.lock"))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return False
-    lock.release()
-    return True
-
-
-def inspect(index_dir: Path, lock_held_here: bool = False) -> Inspection:
-    """What became of this workspace's background indexer. ``lock_held_here``: the caller holds the
-    write lock, so no background indexer can be running."""
-    state = read_state(index_dir)
-    if state is None:
-        return Inspection(Liveness.NONE, None)
-    if state.final:
-        return Inspection(Liveness.FINISHED, state)
-    if not lock_held_here and pid_alive(state.pid) and (state.phase == "starting" or not lock_free(index_dir)):
-        return Inspection(Liveness.RUNNING, state)
-    return Inspection(Liveness.CRASHED, state)
-
-
-# rates remembered across workspaces, for a first ETA ------------------------------------------------------
-def _rates_path() -> Path:
-    return cache_root() / "embed-rates.json"
-
-
-def rate_key(config: EngineConfig) -> str:
-    return f"{config.model or 'default'}|{config.device}"
-
-
-def remembered_rate(config: EngineConfig) -> float | None:
-    try:
-        value = json.loads(_rates_path().read_text()).get(rate_key(config))
-    except (OSError, ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
-
-
-def remember_rate(config: EngineConfig, rate: float) -> None:
-    path = _rates_path()
-    try:
-        rates = json.loads(path.read_text())
-        if not isinstance(rates, dict):
-            rates = {}
-    except (OSError, ValueError):
-        rates = {}
-    rates[rate_key(config)] = round(rate, 2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(rates))
-    os.replace(tmp, path)
-
-
-def estimate(state: BackgroundState | None, pending: int, config: EngineConfig) -> float | None:
-    """Seconds to embed ``pending`` chunks: the running indexer's rate, else one remembered from before."""
-    rate = state.rate if state is not None and state.rate > 0 else remembered_rate(config)
-    return pending / rate if rate else None
 
 
 # starting and stopping -------------------------------------------------------------------------------------
@@ -253,6 +114,8 @@ class QuickSync:
     found: Inspection  # the background indexer, as found before syncing
     embedded: int = 0  # a few changed chunks embedded on the spot
     budget_s: float = 0.0  # how long it could read files
+    problem: str = ""  # why the index could not be updated (a full disk, an I/O error, a lock that is a folder)
+    read_only: bool = False  # the index can be searched but not written here
 
 
 def sync_budget() -> float:
@@ -278,65 +141,105 @@ def process_age_s() -> float:
 def sync_briefly(engine: Engine, budget_s: float | None = None) -> QuickSync:
     """Sync for at most ``budget_s`` (:func:`sync_budget`) if no other process writes this workspace, and
     embed a few changed chunks on the spot (an edit is searchable by meaning at once); the lock is
-    released after."""
+    released after. A storage problem is reported in ``problem``: the search answers from what is stored."""
     budget_s = sync_budget() if budget_s is None else budget_s
-    if not engine.acquire_writer(wait=False):
-        return QuickSync(False, False, 0, 0, inspect(engine.dir))
+    try:
+        if not engine.acquire_writer(wait=False):
+            return QuickSync(False, False, 0, 0, inspect(engine.dir), read_only=bool(engine.read_only_reason))
+    except IndexUnavailable as exc:
+        return QuickSync(False, False, 0, 0, inspect(engine.dir), problem=str(exc))
+    try:
+        return _sync_holding_lock(engine, budget_s)
+    except IndexUnavailable as exc:
+        return QuickSync(False, False, 0, 0, Inspection(Liveness.NONE, None), budget_s=budget_s, problem=str(exc))
+    finally:
+        engine.release_writer()
+
+
+def _sync_holding_lock(engine: Engine, budget_s: float) -> QuickSync:
     seen = [0, 0]
 
     def progress(p: Progress) -> None:
         if p.phase == Phase.CHUNK:
             seen[:] = [p.files_done, p.files_total]
 
+    found = inspect(engine.dir, lock_held_here=True)
     cancel = threading.Event()
     timer = threading.Timer(budget_s, cancel.set)
     timer.daemon = True
-    embedded = 0
+    timer.start()
     try:
-        found = inspect(engine.dir, lock_held_here=True)
-        timer.start()
         report = engine.sync(cancel, progress, parallel=False)
-        timer.cancel()
-        if not report.cancelled and engine.vectors_stored() and engine.load_encoder():
-            pending = engine.store.count_pending(engine.encoder.model_key)
-            if 0 < pending <= INLINE_EMBED_MAX:
-                embedded = engine.embed().embedded
     finally:
         timer.cancel()
-        engine.release_writer()
+    embedded = 0 if report.cancelled else _embed_a_few(engine)
     return QuickSync(True, report.cancelled, seen[0], seen[1], found, embedded, budget_s)
+
+
+def _embed_a_few(engine: Engine) -> int:
+    """Embed the changed chunks here when they are few and the model has embedded this index before."""
+    if not engine.vectors_stored() or not engine.load_encoder():
+        return 0
+    pending = engine.store.count_pending(engine.encoder.model_key)
+    return engine.embed().embedded if 0 < pending <= INLINE_EMBED_MAX else 0
 
 
 def hand_over(engine: Engine, quick: QuickSync, pending: int, dense_used: bool) -> list[str]:
     """Start the background indexer when work is left and none runs; the lines that tell the user."""
+    lines = _notes(engine, quick)
+    if pending:
+        lines.append(_pending_line(quick, pending, dense_used))
+    lines.extend(_next_step(engine, quick, pending))
+    return lines
+
+
+def _notes(engine: Engine, quick: QuickSync) -> list[str]:
     lines: list[str] = []
     state = quick.found.state
     if quick.synced and quick.found.liveness == Liveness.CRASHED and state is not None:
         lines.append(f"the last background indexer (pid {state.pid}) stopped before finishing; its log: "
                      f"{engine.dir / LOG_FILE}")
+    if quick.problem:
+        lines.append(f"the index could not be updated: {quick.problem}; answering from what is stored")
     if quick.partial:
         lines.append(f"read {quick.files_done} of {quick.files_total} files so far (answering after "
                      f"{quick.budget_s:.1f} s); the rest is read in the background")
-    if pending:
-        part = " and the part embedded so far" if dense_used else ""
-        lines.append(f"{pending} chunks are not embedded yet{' (at least)' if quick.partial else ''}: "
-                     f"these results come from the lexical index{part}")
+    return lines
+
+
+def _pending_line(quick: QuickSync, pending: int, dense_used: bool) -> str:
+    part = " and the part embedded so far" if dense_used else ""
+    line = (f"{pending} chunks are not embedded yet{' (at least)' if quick.partial else ''}: "
+            f"these results come from the lexical index{part}")
+    if quick.problem:
+        return line + " (run `codesearch index` once the problem above is solved)"
+    if quick.read_only:
+        return line + " (the index is read-only here)"
+    if not quick.synced and not quick.found.running:
+        return line + " (another codesearch process is embedding them; search again later)"
+    return line
+
+
+def _next_step(engine: Engine, quick: QuickSync, pending: int) -> list[str]:
+    state = quick.found.state
+    if not quick.synced:
+        if quick.found.running and state is not None:
+            return [f"the background indexer is working on this workspace ({state.describe()})"]
+        if quick.problem or quick.read_only or pending:
+            return []
+        return ["another codesearch process (an editor's language server?) is indexing this workspace; "
+                "answering from what it has stored so far"]
+    if not (pending or quick.partial):
+        return []
     failed = quick.found.liveness == Liveness.FINISHED and state is not None and state.phase == "failed" \
         and time.time() - state.updated < RETRY_FAILED_S
-    if quick.synced and (pending or quick.partial) and failed and state is not None:
-        lines.append(f"the background indexer failed {format_eta(time.time() - state.updated)} ago: "
-                     f"{state.message} (`codesearch index` shows it; log: {engine.dir / LOG_FILE})")
-    elif quick.synced and (pending or quick.partial):
-        started = start(engine.root, engine.dir, engine.config)
-        eta = estimate(None, pending, engine.config)
-        lines.append(f"embedding in the background (pid {started.pid}, ETA {format_eta(eta)}): "
-                     "`codesearch status` shows progress, `codesearch stop` ends it, `--wait` waits for it")
-    elif quick.found.running and state is not None:
-        lines.append(f"the background indexer is working on this workspace ({state.describe()})")
-    elif not quick.synced:
-        lines.append("another codesearch process (an editor's language server?) is indexing this workspace; "
-                     "answering from what it has stored so far")
-    return lines
+    if failed and state is not None:
+        return [f"the background indexer failed {format_eta(time.time() - state.updated)} ago: "
+                f"{state.message} (`codesearch index` shows it; log: {engine.dir / LOG_FILE})"]
+    started = start(engine.root, engine.dir, engine.config)
+    eta = estimate(None, pending, engine.config)
+    return [f"embedding in the background (pid {started.pid}, ETA {format_eta(eta)}): "
+            "`codesearch status` shows progress, `codesearch stop` ends it, `--wait` waits for it"]
 
 
 # the child ---------------------------------------------------------------------------------------------------
@@ -370,42 +273,63 @@ class StateWriter:
 
 
 def run(root: Path, config: EngineConfig, cancel: threading.Event) -> int:
-    """Sync and embed until nothing changes, holding the write lock; 0 done or stopped, 1 failed, 3 busy."""
+    """Sync and embed until nothing changes, holding the write lock; 0 done or stopped, 1 failed, 3 busy
+    or read-only."""
     engine = Engine(root, config, on_message=lambda m: log.info("%s", m))
     if not engine.acquire_writer(wait=LOCK_WAIT_S):
-        log.info("another process holds the write lock of %s; nothing to do", root)
-        mine = read_state(engine.dir)
-        if mine is not None and mine.pid == os.getpid():  # else it is another indexer's state: leave it
-            write_state(engine.dir, replace(mine, phase="stopped", updated=time.time(),
-                                            message="another process was indexing this workspace"))
-        engine.store.close()
+        _leave(engine, engine.read_only_reason or "another process was indexing this workspace")
         return 3
     writer = StateWriter(engine.dir, engine.root)
-    started = time.monotonic()
-    embedded = 0
     try:
-        for _ in range(MAX_ROUNDS):
-            sync = engine.sync(cancel, writer)
-            report = engine.embed(cancel, writer) if not sync.cancelled else None
-            embedded += report.embedded if report else 0
-            if cancel.is_set() or not engine.stale_files():
-                break
-        elapsed = time.monotonic() - started
-        status = engine.status()
-        phase = "stopped" if cancel.is_set() else "done"
-        rate = writer.state.rate
-        if embedded >= 100 and rate > 0:
-            remember_rate(config, rate)
-        writer.update(phase=phase, embedded=status.embedded, to_embed=status.chunks, eta_s=None,
-                      message=f"{phase} after {elapsed:.0f} s: {embedded} chunks embedded, {status.pending} pending")
-        log.info("%s", writer.state.message)
+        _index(engine, config, cancel, writer)
         return 0
     except Exception as exc:
         log.error("background indexing failed: %s\n%s", exc, traceback.format_exc())
         writer.update(phase="failed", message=str(exc))
         return 1
     finally:
-        engine.close()
+        with contextlib.suppress(EngineError):  # what could not be saved is caught up on the next load
+            engine.close()
+
+
+def _leave(engine: Engine, why: str) -> None:
+    """Nothing to do here: say why in the state file (if it is still this process's) and close."""
+    log.info("%s: nothing to do for %s", why, engine.root)
+    mine = read_state(engine.dir)
+    if mine is not None and mine.pid == os.getpid():  # else it is another indexer's state: leave it
+        write_state(engine.dir, replace(mine, phase="stopped", updated=time.time(), message=why))
+    engine.close()
+
+
+def _index(engine: Engine, config: EngineConfig, cancel: threading.Event, writer: StateWriter) -> None:
+    started = time.monotonic()
+    embedded = 0
+    for _ in range(MAX_ROUNDS):
+        sync = engine.sync(cancel, writer)
+        report = engine.embed(cancel, writer) if not sync.cancelled else None
+        embedded += report.embedded if report else 0
+        if cancel.is_set() or not engine.stale_files():
+            break
+    elapsed = time.monotonic() - started
+    status = engine.status()
+    phase = "stopped" if cancel.is_set() else "done"
+    rate = writer.state.rate
+    if embedded >= 100 and rate > 0:
+        remember_rate(config, rate)
+    writer.update(phase=phase, embedded=status.embedded, to_embed=status.chunks, eta_s=None,
+                  message=f"{phase} after {elapsed:.0f} s: {embedded} chunks embedded, {status.pending} pending")
+    log.info("%s", writer.state.message)
+
+
+def _opening_failed(root: Path, exc: EngineError) -> int:
+    """The index could not even be opened (a full disk, a read-only cache): the state file says so if it can."""
+    log.error("background indexing could not start: %s", exc)
+    with contextlib.suppress(OSError, EngineError):
+        folder = index_location(root)
+        mine = read_state(folder)
+        if mine is not None and mine.pid == os.getpid():
+            write_state(folder, replace(mine, phase="failed", updated=time.time(), message=str(exc)))
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -429,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.info("background indexer for %s (%s)", args.root, " ".join(sys.argv[1:]))
-    return run(args.root, config, cancel)
+    try:
+        return run(args.root, config, cancel)
+    except EngineError as exc:
+        return _opening_failed(args.root, exc)
 
 
 if __name__ == "__main__":

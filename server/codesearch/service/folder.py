@@ -8,7 +8,8 @@ lexically at once and gets its vectors first (the engine embeds the newest files
 
 A folder whose index another process is writing (the engine's file lock) works read-only: it
 searches what that process stores, refreshes its view every few seconds, and takes over the
-lock when the other process goes away.
+lock when the other process goes away. So does a folder whose index cannot be written (a full disk,
+a read-only cache folder): it is searched as it is and tried again now and then.
 
 The listener callbacks run on the worker thread; the server hands them to its event loop.
 """
@@ -24,15 +25,16 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from ..engine import Engine, EngineConfig, EngineError, SearchResult, WorkspaceBusy
+from ..engine import Engine, EngineClosed, EngineConfig, EngineError, IndexUnavailable, SearchResult, WorkspaceBusy
 from ..index.indexer import Phase, Progress
 from ..types import Encoder
-from .watcher import Batch, Coalescer
+from .watcher import Batch, Coalescer, FolderWatcher
 
 log = logging.getLogger(__name__)
 
 READ_ONLY_REFRESH_S = 2.0
 OPEN_WAIT_S = 5.0
+REOPEN_READ_ONLY_S = 10.0  # how often an index opened read-only for a storage problem is tried for writing
 VISIBLE_EMBED_THRESHOLD = 256  # an incremental update shows progress only when it embeds this many chunks
 
 
@@ -110,7 +112,10 @@ class FolderIndexer:
         self._state = FolderState.INDEXING
         self._message = "starting"
         self._encoder_failed = False
+        self._encoder_error = ""
         self._failure = ""  # why the last step failed, until one succeeds
+        self._lock_problem = ""  # why the workspace lock could not be taken, said once
+        self._last_reopen = time.monotonic()
         self._last_progress: Progress | None = None
         self._counts = (0, 0, 0, 0)  # files, chunks, embedded, pending
         self._model = ("", "", "")
@@ -181,6 +186,13 @@ class FolderIndexer:
         elif not self._closed.is_set():
             self._close_engine()
 
+    def watch(self) -> FolderWatcher:
+        """Watch this folder's tree with watchdog: changes join the work queue. The caller stops it;
+        raises OSError (e.g. inotify limits) when the folder cannot be watched."""
+        watcher = FolderWatcher(self.root, self.add_batch, options=self.config.walk_options())
+        watcher.start()
+        return watcher
+
     def contains(self, path: Path) -> bool:
         return path == self.root or self.root in path.parents
 
@@ -236,7 +248,10 @@ class FolderIndexer:
         engine = self.engine
         if engine is None:
             return SearchResult([], 0, False, False)
-        return engine.search(query, limit=limit, languages=languages, path_glob=path_glob, load_model=False)
+        try:
+            return engine.search(query, limit=limit, languages=languages, path_glob=path_glob, load_model=False)
+        except EngineClosed:  # the folder was removed or is being replaced with new settings
+            return SearchResult([], 0, False, False)
 
     # the worker ------------------------------------------------------------------------------------
     def _say(self, message: str, error: bool = False) -> None:
@@ -276,10 +291,25 @@ class FolderIndexer:
             self._say(f"codesearch: cannot index {self.root}: {exc}", error=True)
             return
         self._index_dir = str(self.engine.dir)
-        self._writer = self.engine.acquire_writer(wait=False)
-        if not self._writer:
+        self._writer = self._try_writer(self.engine)
+        if self.engine.read_only_reason:
+            self._say(f"codesearch: {self.engine.read_only_reason}; this server searches the index as it is")
+        elif not self._writer:
             self._say(f"codesearch: another codesearch process is indexing {self.root}; this server "
                       "searches what it stores (read-only) and takes over when it exits")
+
+    def _try_writer(self, engine: Engine) -> bool:
+        """Take the workspace lock if free; a storage problem (full disk, a lock path that is a folder)
+        is said once, and the folder is searched as it is until the lock can be taken."""
+        try:
+            taken = engine.acquire_writer(wait=False)
+        except IndexUnavailable as exc:
+            if str(exc) != self._lock_problem:
+                self._lock_problem = str(exc)
+                self._say(f"codesearch: {exc}; searching the index as it is until it can be written", error=True)
+            return False
+        self._lock_problem = ""
+        return taken
 
     def _close_engine(self) -> None:
         if self._closed.is_set():
@@ -306,12 +336,12 @@ class FolderIndexer:
             return None
 
     def _loop(self) -> None:
-        engine = self.engine
-        assert engine is not None
         while True:
             work = self._take_work()
             if work is None:
                 return
+            engine = self.engine  # a read-only engine may have been replaced by a writable one
+            assert engine is not None
             try:
                 if not self._writer:
                     self._read_only_step(engine)
@@ -384,8 +414,8 @@ class FolderIndexer:
             self._set_state(FolderState.INDEXING, "loading the model")
         if not engine.load_encoder():
             self._encoder_failed = True
-            self._say(f"codesearch: the model could not be loaded: {engine.model_problem}; searching by "
-                      "keywords only", error=True)
+            self._encoder_error = f"the model could not be loaded: {engine.model_problem}; searching by keywords only"
+            self._say(f"codesearch: {self._encoder_error}", error=True)
             return False
         self._refresh_counts(engine)
         return True
@@ -396,7 +426,7 @@ class FolderIndexer:
         if self._failure:
             state, message = FolderState.ERROR, self._failure
         elif self._encoder_failed:
-            state, message = FolderState.ERROR, "the model could not be loaded; searching by keywords only"
+            state, message = FolderState.ERROR, self._encoder_error
         elif self._paused and pending:
             message = f"indexing cancelled: {pending} chunks not embedded (re-index to resume)"
             state = FolderState.READY
@@ -418,7 +448,10 @@ class FolderIndexer:
         self._writer = status.writer
 
     def _read_only_step(self, engine: Engine) -> None:
-        if engine.acquire_writer(wait=False):
+        if engine.read_only_reason:
+            if self._reopen_writable():
+                return
+        elif self._try_writer(engine):
             self._writer = True
             self._say(f"codesearch: {self.root} is no longer indexed by another process; taking over")
             with self._cond:
@@ -429,9 +462,10 @@ class FolderIndexer:
             engine.refresh_from_store()
         self._refresh_counts(engine)
         _, _, _, pending = self._counts
-        note = "read-only: another codesearch process is indexing this workspace"
+        note = f"read-only: {engine.read_only_reason}" if engine.read_only_reason else \
+            "read-only: another codesearch process is indexing this workspace"
         if self._encoder_failed:
-            self._set_state(FolderState.ERROR, "the model could not be loaded; searching by keywords only")
+            self._set_state(FolderState.ERROR, self._encoder_error)
         else:
             self._set_state(FolderState.INDEXING if pending else FolderState.READY, note)
         self.listener.folder_changed(self)
@@ -439,6 +473,42 @@ class FolderIndexer:
         # overlays and paths are the writing process's business; drop what piled up
         with self._cond:
             self._work = _Work()
+
+    def _reopen_writable(self) -> bool:
+        """An index opened read-only for a storage problem (a full disk, a read-only folder) is tried
+        again now and then; once it can be written, a writable engine takes over and indexes."""
+        now = time.monotonic()
+        if now - self._last_reopen < REOPEN_READ_ONLY_S:
+            return False
+        self._last_reopen = now
+        adopted = False
+
+        def relay(message: str) -> None:
+            if adopted:
+                self._say(f"codesearch ({self.name}): {message}")
+            else:
+                log.info("%s: %s", self.root, message)
+
+        try:
+            fresh = Engine(self.root, self.config, encoder=self._encoder, on_message=relay)
+        except EngineError as exc:
+            log.info("%s is still not writable: %s", self.root, exc)
+            return False
+        if fresh.read_only_reason or not self._try_writer(fresh):
+            fresh.close()
+            return False
+        adopted = True
+        old, self.engine = self.engine, fresh
+        self._writer = True
+        if old is not None:
+            try:
+                old.close()
+            except Exception:
+                log.exception("closing the read-only index of %s failed", self.root)
+        self._say(f"codesearch: the index of {self.root} can be written again; indexing")
+        with self._cond:
+            self._work.full = True
+        return True
 
     def wait_idle(self, timeout: float) -> bool:
         """For tests and tools: wait until nothing is queued or running."""

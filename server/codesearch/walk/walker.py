@@ -30,6 +30,7 @@ SkipReason = Literal[
     "unreadable",  # permission or I/O error (files and folders)
     "symlink-outside-root",  # link whose target resolves outside the workspace
     "broken-symlink",  # dangling link or link loop
+    "special-file",  # a fifo, socket or device: never opened (reading a fifo would block)
 ]
 
 DEFAULT_MAX_FILE_SIZE = 1 << 20
@@ -285,8 +286,11 @@ class _Walker:
                         st = entry.stat(follow_symlinks=False)
                         self.seen_dirs.add((st.st_dev, st.st_ino))
                         subdirs.append((rel, entry.path))
-                elif entry.is_file(follow_symlinks=False) and not self.rules.matches(rel, False):
+                elif not self.rules.matches(rel, False):
                     st = entry.stat(follow_symlinks=False)
+                    if not stat.S_ISREG(st.st_mode):
+                        self._add(special_file(rel, st))
+                        continue
                     self.seen_files.add((st.st_dev, st.st_ino))
                     self._add(classify(rel, entry.path, st, self.options))
             except OSError as error:
@@ -311,7 +315,9 @@ class _Walker:
             if key not in self.seen_dirs:
                 self.seen_dirs.add(key)
                 self._walk_tree(rel, abs_path)
-        elif stat.S_ISREG(st.st_mode) and key not in self.seen_files:
+        elif not stat.S_ISREG(st.st_mode):
+            self._add(special_file(rel, st))
+        elif key not in self.seen_files:
             self.seen_files.add(key)
             self._add(classify(rel, abs_path, st, self.options))
 
@@ -320,6 +326,12 @@ class _Walker:
             self.result.files.append(item)
         elif item is not None:
             self.result.skipped.append(item)
+
+
+def special_file(rel: str, st: os.stat_result) -> Skipped:
+    kind = "fifo" if stat.S_ISFIFO(st.st_mode) else "socket" if stat.S_ISSOCK(st.st_mode) else \
+        "device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file"
+    return Skipped(rel, "special-file", kind)
 
 
 def classify(
@@ -381,8 +393,10 @@ def inspect_file(
         if abs_path.is_symlink() and not rules.is_ignored(rel_path):
             return Skipped(rel_path, "broken-symlink")
         return None
-    if not stat.S_ISREG(st.st_mode) or rules.is_ignored(rel_path):
+    if stat.S_ISDIR(st.st_mode) or rules.is_ignored(rel_path):
         return None
+    if not stat.S_ISREG(st.st_mode):
+        return special_file(rel_path, st)
     real = os.path.realpath(abs_path)
     if not _is_inside(real, os.path.realpath(root)):
         return Skipped(rel_path, "symlink-outside-root", real)
