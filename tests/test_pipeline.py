@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -268,7 +269,8 @@ def test_sync_and_embed_overlapped_build_the_same_index(tmp_path: Path) -> None:
     for engine in (overlapped, plain):
         status = engine.status()
         assert status.pending == 0 and status.embedded == status.chunks > 1800
-        assert len(engine._vector_index()) == status.chunks
+        assert len(engine._vector_index()) == status.chunks  # every chunk text differs here
+        assert engine.graph_drift() == (set(), set())
     assert report.embedded == len(set(plain.store.pending_hashes("another-model")))  # every text once
     for query in ("pop the queue for job 17 3", "parse_retry_after"):  # the graphs differ in insertion order only
         assert [h.path for h in overlapped.search(query).hits[:3]] == [h.path for h in plain.search(query).hits[:3]]
@@ -285,4 +287,54 @@ def test_overlapped_sync_keeps_vectors_cached_before(tmp_path: Path) -> None:
     _, report = engine.update(overlap=True)
     assert report.embedded == 1  # only the new function: the others' vectors were cached
     assert engine.status().pending == 0
+    engine.close()
+
+
+class FailingFake(FakeEncoder):
+    """Fails on its ``fail_at``-th document batch."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.batches = 0
+
+    def encode_documents(self, texts: Sequence[str]) -> np.ndarray:
+        self.batches += 1
+        if self.batches == self.fail_at:
+            raise RuntimeError("the fake encoder failed part-way")
+        return super().encode_documents(texts)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_batched_writes_keep_one_graph_node_per_live_text(tmp_path: Path, overlap: bool) -> None:
+    root = many_functions(make_repo(tmp_path / "repo"), files=60)
+    for copy in range(3):  # copies of a file: their texts share a vector and a graph node
+        shutil.copy(root / "pkg0" / "mod_0.py", root / f"copy_{copy}.py")
+    engine = Engine(root, encoder=FakeEncoder())
+    engine.update(overlap=overlap)
+    key = engine.encoder.model_key
+    assert engine.graph_drift() == (set(), set())
+    assert len(engine._vector_index()) == len(engine.store.live_vector_ids(key)) < engine.status().chunks
+
+    (root / "pkg0" / "mod_0.py").unlink()  # its texts live on in the copies
+    (root / "pkg1" / "mod_1.py").write_text("def job_1_0(queue):\n    return queue.pop(0)\n\n\ndef fresh():\n    pass\n")
+    (root / "pkg2" / "mod_2.py").unlink()  # its texts are gone
+    _, report = engine.update(overlap=overlap)
+    assert report.embedded == 1 and engine.status().pending == 0
+    assert engine.graph_drift() == (set(), set())
+    engine.close()
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_an_embedding_error_part_way_leaves_the_graph_on_the_store(tmp_path: Path, overlap: bool) -> None:
+    root = many_functions(make_repo(tmp_path / "repo"), files=200)
+    failing = FailingFake(fail_at=4)
+    engine = Engine(root, encoder=failing)
+    with pytest.raises(RuntimeError, match="failed part-way"):
+        engine.update(overlap=overlap)
+    assert failing.batches >= 4
+    assert engine.graph_drift() == (set(), set())
+    failing.fail_at = 0
+    engine.update(overlap=overlap)  # goes on from there
+    assert engine.status().pending == 0 and engine.graph_drift() == (set(), set())
     engine.close()
