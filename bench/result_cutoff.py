@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     ensure_chunker()
-    from codesearch.engine import EngineConfig, load_onnx_encoder
+    from codesearch.embed.loading import load_encoder
 
-    encoder = CachingEncoder(load_onnx_encoder(EngineConfig(device=args.device), log))
+    encoder = CachingEncoder(load_encoder(None, args.device, log))
     print(f"machine: {machine_info(encoder)}; load before: {load_average()}")
     all_lists: list[tuple[list[float], int | None]] = []
     for name in args.datasets:

@@ -188,7 +188,8 @@ async def test_index_progress_search_and_symbols(client: Client, repo: Path) -> 
     assert hit["range"]["start"] == {"line": 6, "character": 0}  # `def parse_retry_after` is line 7
     assert hit["range"]["end"]["line"] > 6 and "def parse_retry_after" in hit["snippet"]
     assert set(hit) == {"uri", "range", "path", "start_line", "end_line", "symbol", "container", "qualified_name",
-                        "kind", "language", "score", "snippet", "sources"}  # the CLI's shape, plus uri and range
+                        "kind", "language", "score", "snippet", "sources",
+                        "match_start_line", "match_end_line"}  # the CLI's shape, plus uri and range
 
     method = top(await client.search("ConnectionPool acquire idle socket"))
     assert method["qualified_name"] == "ConnectionPool.acquire" and method["kind"] == "method"

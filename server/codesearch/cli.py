@@ -32,6 +32,7 @@ from .engine import (
 )
 from .index.indexer import EmbedReport, Phase, SyncReport
 from .index.indexer import Progress as IndexProgress
+from .languages import UnknownLanguage, check_languages
 from .query.rerank import DEFAULT_RERANK_K, MAX_RERANK_K, MIN_RERANK_K
 from .service import background
 from .walk.walker import DEFAULT_MAX_FILE_SIZE
@@ -273,12 +274,20 @@ def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
             console.print(f"      [dim]{hit.snippet}[/]", markup=True)
 
 
+def _languages(names: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return check_languages(names)
+    except UnknownLanguage as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @main.command()
 @click.argument("query", required=False)
 @click.option("--path", "path", type=click.Path(path_type=Path), default=".", show_default=True,
               help="The workspace to search.")
 @click.option("-k", "--limit", "limit", type=click.IntRange(1, 1000), default=10, show_default=True)
-@click.option("--lang", "languages", multiple=True, help="Only these languages (repeatable).")
+@click.option("--lang", "languages", multiple=True, callback=lambda _ctx, _param, value: _languages(value),
+              help="Only these languages (repeatable).")
 @click.option("--glob", "path_glob", default=None, help="Only paths matching this glob, e.g. 'src/**/*.py'.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of results.")
 @click.option("--wait", is_flag=True,

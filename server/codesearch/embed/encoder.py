@@ -84,6 +84,9 @@ def create_session(model_path: Path, device: str = "auto", threads: int | None =
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    # Idle worker threads sleep instead of spinning after a run: a one-query run otherwise leaves them
+    # burning the cores the search itself needs (bench/repo_latency.py on 2 busy cores: wall p50 79 -> 42 ms).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = [choice.provider] if choice.provider == CPU else [choice.provider, CPU]
     session = ort.InferenceSession(str(model_path), sess_options=options, providers=providers)
     active = session.get_providers()[0]

@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_file ON chunks(file_id);
 CREATE INDEX IF NOT EXISTS chunks_embed_hash ON chunks(embed_hash);
+CREATE INDEX IF NOT EXISTS chunks_symbol ON chunks(symbol COLLATE NOCASE);
 CREATE TABLE IF NOT EXISTS vectors (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     embed_hash TEXT NOT NULL,
@@ -94,6 +95,8 @@ DROP TABLE vectors;
 ALTER TABLE vectors_v4 RENAME TO vectors;
 UPDATE meta SET value='4' WHERE key='schema_version';
 """
+
+VOCAB = "chunks_vocab"
 
 __all__ = ["SCHEMA_VERSION", "ChunkRow", "FileRow", "Store", "StoreCorrupt", "StoreError", "StoreUnavailable"]
 
@@ -167,6 +170,10 @@ class Store:
         # Searches read through their own connection: with WAL they never wait for the writer.
         try:
             self.read = self._connect()
+            # Per-term row counts for the lexical share (query.scoring.lexical_share); a temporary
+            # table, so it exists for read-only databases too and never changes the file.
+            self.read.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{VOCAB} "
+                              "USING fts5vocab(main, chunks_fts, 'row')")
             if not read_only:
                 self.read.execute("PRAGMA query_only=ON")
         except sqlite3.Error as exc:
@@ -397,14 +404,24 @@ class Store:
         """Many files' changes in one transaction, committed every ``every_s`` seconds (see :class:`Bulk`)."""
         return Bulk(self.db, every_s)
 
-    def chunk_rows(self, ids: Iterable[int]) -> dict[int, ChunkRow]:
+    def chunk_rows(self, ids: Iterable[int], with_text: bool = True) -> dict[int, ChunkRow]:
+        """Chunks by id; ``with_text=False`` leaves their text empty (scoring needs none, and reading
+        every candidate's text is a good part of a search's time in SQLite)."""
         ids = list(ids)
+        columns = _CHUNK_COLUMNS if with_text else _CHUNK_COLUMNS.replace(" text,", " '',")
         out: dict[int, ChunkRow] = {}
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
             marks = ",".join("?" * len(part))
-            for r in self.read.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id IN ({marks})", part):
+            for r in self.read.execute(f"SELECT {columns} FROM chunks WHERE id IN ({marks})", part):
                 out[r[0]] = _chunk_row(r)
+        return out
+
+    def chunk_texts(self, ids: Iterable[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        for part in _batches(list(ids)):
+            marks = ",".join("?" * len(part))
+            out.update(self.read.execute(f"SELECT id, text FROM chunks WHERE id IN ({marks})", part))
         return out
 
     def file_chunks(self, path: str) -> list[ChunkRow]:
@@ -579,17 +596,37 @@ class Store:
         ).fetchall()
         return [(r[0], -float(r[1])) for r in rows]
 
-    def symbol_matches(self, name: str, limit: int = 50) -> list[int]:
-        """Chunks whose symbol (or container.symbol) is exactly ``name``, case-insensitively."""
-        last = name.replace("::", ".").replace("#", ".").split(".")[-1]
-        rows = self.read.execute(
-            "SELECT id, container, symbol FROM chunks WHERE symbol = ? COLLATE NOCASE LIMIT ?",
-            (last, limit * 4),
-        ).fetchall()
-        wanted = name.replace("::", ".").replace("#", ".").lower()
-        exact = [r[0] for r in rows if f"{r[1]}.{r[2]}".lower().endswith(wanted) or r[2].lower() == wanted]
-        return exact[:limit]
+    def term_rows(self, terms: Sequence[str]) -> tuple[int, dict[str, int]]:
+        """(rows in the lexical index, rows holding each term) for these terms (FTS5's own counts)."""
+        rows = int(self.read.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        hits = {term: 0 for term in terms}
+        for part in _batches(list(terms)):
+            for term, count in self.read.execute(
+                f"SELECT term, doc FROM temp.{VOCAB} WHERE term IN ({','.join('?' * len(part))})", part,
+            ):
+                hits[term] = int(count)
+        return rows, hits
 
+    def symbol_matches(self, name: str, limit: int = 200) -> list[tuple[int, str]]:
+        """(id, the first lines of its text) of chunks whose symbol is ``name``, ignoring case (scoring
+        weighs case and qualifiers; the head tells a Rust ``impl`` block from the type it adds to)."""
+        return [(r[0], r[1]) for r in self.read.execute(
+            "SELECT id, substr(text, 1, 400) FROM chunks WHERE symbol = ? COLLATE NOCASE LIMIT ?", (name, limit))]
+
+    def definition_spans(self, path: str, container: str, symbol: str) -> list[tuple[int, int]]:
+        """(first line, last line) of each definition of ``container.symbol`` in ``path`` that was
+        split into windows: from its part 1's start to the end of its last window."""
+        rows = self.read.execute(
+            "SELECT part, start_line, end_line FROM chunks WHERE file_id = (SELECT id FROM files WHERE path = ?) "
+            "AND symbol = ? AND container = ? AND part > 0 ORDER BY start_line, part", (path, symbol, container),
+        ).fetchall()
+        spans: list[tuple[int, int]] = []
+        for part, start, end in rows:
+            if part == 1 or not spans:
+                spans.append((start, end))
+            else:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        return spans
 
 T = TypeVar("T")
 
