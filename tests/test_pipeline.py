@@ -317,7 +317,8 @@ def test_batched_writes_keep_one_graph_node_per_live_text(tmp_path: Path, overla
     assert len(engine._vector_index()) == len(engine.store.live_vector_ids(key)) < engine.status().chunks
 
     (root / "pkg0" / "mod_0.py").unlink()  # its texts live on in the copies
-    (root / "pkg1" / "mod_1.py").write_text("def job_1_0(queue):\n    return queue.pop(0)\n\n\ndef fresh():\n    pass\n")
+    edited = "def job_1_0(queue):\n    return queue.pop(0)\n\n\ndef fresh():\n    pass\n"
+    (root / "pkg1" / "mod_1.py").write_text(edited)
     (root / "pkg2" / "mod_2.py").unlink()  # its texts are gone
     _, report = engine.update(overlap=overlap)
     assert report.embedded == 1 and engine.status().pending == 0
