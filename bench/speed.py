@@ -20,6 +20,11 @@ What is measured (every figure comes from this run; extrapolations say so):
     python bench/speed.py                      # stdlib, 2000-chunk embedded subset
     python bench/speed.py --embed-limit 500    # quicker
     python bench/speed.py --json
+
+Throughput modes (bench/throughput.py; each prints its own report): ``--stages [--device cuda]`` (per-stage
+breakdown, walk to a saved index), ``--layouts`` (CPU worker layouts side by side), ``--scaling 1,2,4,8,16``
+(core scaling), ``--large`` (a 500k-chunk tree with a stub encoder), ``--first-answer`` (a first search on a
+never-indexed tree), ``--reindex TREE`` (re-index after one edit).
 """
 
 from __future__ import annotations
@@ -237,6 +242,10 @@ def log(message: str) -> None:
 
 # main ---------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    import throughput
+
+    if throughput.wants(sys.argv[1:] if argv is None else argv):
+        return throughput.main(argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", type=Path, default=None, help="tree to copy (default: this Python's stdlib)")
     parser.add_argument("--name", default=None, help="short name for the copied tree (default: from --source)")

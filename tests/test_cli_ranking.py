@@ -142,18 +142,28 @@ def test_a_hit_in_a_long_definition_reports_where_it_starts(repo: tuple[Path, di
     assert hit["snippet"] in lines[hit["start_line"] - 1:hit["end_line"]]  # the snippet is within the location
 
 
-def test_a_partly_embedded_index_still_finds_keyword_matches(repo: tuple[Path, dict[str, str]]) -> None:
+def test_a_partly_embedded_index_still_finds_keyword_matches(repo: tuple[Path, dict[str, str]],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from codesearch.engine import Engine
+    from fakes import FakeEncoder
+
     root, env = repo
     rel, text = LATE_FILE
-    (root / rel).write_text(text)  # synced by the search below, but not embedded (--no-wait)
+    (root / rel).write_text(text)
+    # Another process keeps the index: it has synced the new file but not embedded it yet. (A search
+    # that syncs the file itself embeds so few changed chunks on the spot.)
+    monkeypatch.setenv("CODESEARCH_CACHE_DIR", env["CODESEARCH_CACHE_DIR"])
+    owner = Engine(root, encoder=FakeEncoder())
     try:
-        proc = run(root, env, "search", "element-wise equal within a tolerance", "--path", str(root), "--json",
-                   "--no-wait")
+        assert owner.acquire_writer(wait=False)
+        owner.sync()
+        proc = run(root, env, "search", "element-wise equal within a tolerance", "--path", str(root), "--json")
         hits = json.loads(proc.stdout)
         assert hits[0]["symbol"] == "allclose", hits
         assert "dense" not in hits[0]["sources"]
         assert "not embedded yet" in proc.stderr
     finally:
+        owner.close()
         (root / rel).unlink()
 
 

@@ -107,6 +107,20 @@ def resolve_model(spec: str | None, on_status: Callable[[str], None] | None = No
     return target
 
 
+def check_model_spec(spec: str | None) -> None:
+    """Raise ModelError for a spec that can never load (a bad folder, a file, not an id), without exporting."""
+    if spec not in (None, "", DEFAULT_MODEL):
+        assert spec is not None
+        path = Path(spec).expanduser()
+        if is_exported_model(path):
+            try:
+                ModelManifest.read(path).verify_files(path, check_hash=False)
+            except ManifestError as exc:
+                raise ModelError(f"model folder {path}: {exc}") from exc
+            return
+    export_target(spec)
+
+
 def run_export(source: str, target: Path, model_id: str) -> None:
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -35,6 +35,7 @@ from .errors import (
     storage_os_error,
 )
 from .identifiers import fts_query, index_text
+from .transactions import Bulk, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,15 @@ def _embed_text(container: str, symbol: str, text: str) -> str:
 
 def text_hash(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+ChunkTerms = tuple[str, str, str, str]
+
+
+def chunk_terms(chunk: Chunk) -> ChunkTerms:
+    """(embed hash, lexical name, path and body terms): what storing a chunk derives from it."""
+    return (text_hash(embed_text(chunk)), index_text(f"{chunk.container} {chunk.symbol}"),
+            index_text(chunk.path), index_text(chunk.text))
 
 
 class Store:
@@ -341,9 +351,12 @@ class Store:
         return {r[1]: FileRow(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows}
 
     def replace_file(self, path: str, size: int, mtime_ns: int, content_hash: str, language: str,
-                     parse_failed: bool, chunks: Sequence[Chunk]) -> set[str]:
+                     parse_failed: bool, chunks: Sequence[Chunk],
+                     terms: Sequence[ChunkTerms] | None = None) -> set[str]:
         """Swap one file's chunks in a single transaction; returns the embed hashes of the chunks
-        removed and added (the texts whose place in the vector graph may have changed)."""
+        removed and added (the texts whose place in the vector graph may have changed).
+
+        ``terms``: each chunk's :func:`chunk_terms`, when a worker process computed them already."""
         with self.transaction():
             touched = self._delete_file(path)
             cur = self.db.execute(
@@ -351,8 +364,8 @@ class Store:
                 (path, size, mtime_ns, content_hash, language, int(parse_failed)),
             )
             file_id = cur.lastrowid
-            for chunk in chunks:
-                embed_hash = text_hash(embed_text(chunk))
+            for chunk, (embed_hash, name, path_terms, body) in zip(
+                    chunks, terms if terms is not None else map(chunk_terms, chunks), strict=True):
                 touched.add(embed_hash)
                 c = self.db.execute(
                     "INSERT INTO chunks (file_id, path, language, kind, symbol, container, start_line, "
@@ -360,11 +373,8 @@ class Store:
                     (file_id, chunk.path, chunk.language, chunk.kind, chunk.symbol, chunk.container,
                      chunk.start_line, chunk.end_line, chunk.part, chunk.text, embed_hash, mtime_ns),
                 )
-                self.db.execute(
-                    "INSERT INTO chunks_fts (rowid, name, path, body) VALUES (?,?,?,?)",
-                    (c.lastrowid, index_text(f"{chunk.container} {chunk.symbol}"),
-                     index_text(chunk.path), index_text(chunk.text)),
-                )
+                self.db.execute("INSERT INTO chunks_fts (rowid, name, path, body) VALUES (?,?,?,?)",
+                                (c.lastrowid, name, path_terms, body))
         return touched
 
     def forget_file_state(self) -> None:
@@ -387,24 +397,12 @@ class Store:
         self.db.execute("DELETE FROM files WHERE path=?", (path,))
         return {r[1] for r in rows}
 
-    class _Tx:
-        def __init__(self, db: sqlite3.Connection) -> None:
-            self.db = db
+    def transaction(self) -> Transaction:
+        return Transaction(self.db)
 
-        def __enter__(self) -> None:
-            self.db.execute("BEGIN IMMEDIATE")
-
-        def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-            if exc_type is None:
-                self.db.execute("COMMIT")
-            elif self.db.in_transaction:  # SQLite already rolled back after a full disk or an I/O error
-                try:
-                    self.db.execute("ROLLBACK")
-                except sqlite3.Error as rollback:  # the first error is the one to report
-                    log.warning("rollback failed: %s", rollback)
-
-    def transaction(self) -> Store._Tx:
-        return Store._Tx(self.db)
+    def bulk(self, every_s: float = 0.5) -> Bulk:
+        """Many files' changes in one transaction, committed every ``every_s`` seconds (see :class:`Bulk`)."""
+        return Bulk(self.db, every_s)
 
     def chunk_rows(self, ids: Iterable[int], with_text: bool = True) -> dict[int, ChunkRow]:
         """Chunks by id; ``with_text=False`` leaves their text empty (scoring needs none, and reading
@@ -448,21 +446,59 @@ class Store:
         return [r[0] for r in self.read.execute("SELECT path FROM files WHERE parse_failed=1 ORDER BY path")]
 
     # vectors -------------------------------------------------------------------------------
+    def pending_hashes(self, model_key: str) -> list[str]:
+        """Every embed hash lacking a vector for this model, most recently modified files first.
+
+        A set difference of two ordered reads, then the mtimes of just those: after an edit that is a
+        few rows, not a probe of the wide vectors table per chunk."""
+        have = {r[0] for r in self.read.execute("SELECT embed_hash FROM vectors WHERE model_key=?", (model_key,))}
+        missing = [r[0] for r in self.read.execute("SELECT DISTINCT embed_hash FROM chunks") if r[0] not in have]
+        newest: dict[str, int] = {}
+        for part in _batches(missing):
+            newest.update(self.read.execute(
+                f"SELECT embed_hash, max(mtime_ns) FROM chunks WHERE embed_hash IN ({','.join('?' * len(part))}) "
+                "GROUP BY embed_hash", part).fetchall())
+        return sorted(newest, key=lambda h: -newest[h])
+
     def pending_embeddings(self, model_key: str, limit: int) -> list[tuple[str, str]]:
-        """(embed_hash, text to embed) lacking a vector, most recently modified files first."""
-        rows = self.db.execute(
-            "SELECT c.embed_hash, c.container, c.symbol, c.text, max(c.mtime_ns) AS m FROM chunks c "
-            "LEFT JOIN vectors v ON v.embed_hash=c.embed_hash AND v.model_key=? "
-            "WHERE v.embed_hash IS NULL GROUP BY c.embed_hash ORDER BY m DESC LIMIT ?",
-            (model_key, limit),
-        ).fetchall()
-        return [(r[0], _embed_text(r[1], r[2], r[3])) for r in rows]
+        """(embed_hash, text to embed) of at most ``limit`` texts lacking a vector, newest files first."""
+        hashes = self.pending_hashes(model_key)[:limit]
+        texts = self.texts_for(hashes)
+        return [(h, texts[h]) for h in hashes if h in texts]
+
+    def has_vectors(self, model_key: str) -> bool:
+        return self.read.execute("SELECT 1 FROM vectors WHERE model_key=? LIMIT 1", (model_key,)).fetchone() is not None
+
+    def with_vectors(self, model_key: str, hashes: Sequence[str]) -> set[str]:
+        """Those of ``hashes`` that have a vector for this model."""
+        found: set[str] = set()
+        for part in _batches(list(hashes)):
+            found.update(r[0] for r in self.read.execute(
+                f"SELECT embed_hash FROM vectors WHERE model_key=? AND embed_hash IN ({','.join('?' * len(part))})",
+                [model_key, *part]))
+        return found
+
+    def texts_for(self, hashes: Sequence[str]) -> dict[str, str]:
+        """The text to embed for each of these hashes that a chunk still has."""
+        out: dict[str, str] = {}
+        for part in _batches(list(hashes)):
+            for h, container, symbol, text in self.read.execute(
+                "SELECT embed_hash, container, symbol, text FROM chunks "
+                f"WHERE embed_hash IN ({','.join('?' * len(part))})", part,
+            ):
+                out.setdefault(h, _embed_text(container, symbol, text))
+        return out
 
     def count_pending(self, model_key: str) -> int:
-        return int(self.read.execute(
-            "SELECT count(DISTINCT c.embed_hash) FROM chunks c LEFT JOIN vectors v "
-            "ON v.embed_hash=c.embed_hash AND v.model_key=? WHERE v.embed_hash IS NULL", (model_key,),
-        ).fetchone()[0])
+        """Distinct chunk texts without a vector for this model.
+
+        Counted as distinct texts minus texts with a vector: both read an index or the vectors in
+        order (17 ms for 25k chunks), where probing the vectors once per chunk took 155 ms."""
+        texts = self.read.execute("SELECT count(DISTINCT embed_hash) FROM chunks").fetchone()[0]
+        embedded = self.read.execute(
+            "SELECT count(*) FROM vectors v WHERE v.model_key=? AND "
+            "EXISTS (SELECT 1 FROM chunks c WHERE c.embed_hash=v.embed_hash)", (model_key,)).fetchone()[0]
+        return max(0, int(texts) - int(embedded))
 
     def put_vectors(self, model_key: str, hashes: Sequence[str], vectors: Vectors) -> None:
         """Store vectors; a text that already has one keeps its id (its label in the graph)."""
