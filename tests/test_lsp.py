@@ -459,8 +459,12 @@ async def test_model_failure_is_reported_once_and_keywords_still_work(repo: Path
         # the reason, once for both folders, in the status and in one log line
         message = client.last_status["message"]
         assert message.count("/nonexistent/model-folder") == 1, message
-        said = [m.message for m in client.lsp.log_messages if "/nonexistent/model-folder" in m.message]
-        assert len(said) == 1 and "could not be loaded" in said[0], said
+        def said() -> list[str]:
+            return [m.message for m in client.lsp.log_messages if "/nonexistent/model-folder" in m.message]
+
+        await client.wait_for(lambda: bool(said()), what="the log line")  # may come just after the status
+        await asyncio.sleep(0.5)  # a second line, if one were sent, would have arrived by now
+        assert len(said()) == 1 and "could not be loaded" in said()[0], said()
         assert top(await client.search("parse_retry_after"))["symbol"] == "parse_retry_after"
     finally:
         await stop_client(client)
