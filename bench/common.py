@@ -170,7 +170,7 @@ class CachingEncoder:
 
     @property
     def model_id(self) -> str:
-        return str(self.inner.model_id)
+        return self.inner.model_id
 
     @property
     def provider(self) -> str:
@@ -184,9 +184,6 @@ class CachingEncoder:
     def manifest(self) -> Any:
         return getattr(self.inner, "manifest", None)
 
-    def __getattr__(self, name: str) -> Any:  # the rest of the Encoder protocol, as the inner encoder has it
-        return getattr(self.inner, name)
-
     def encode_documents(self, texts: Sequence[str]) -> Any:
         return self.inner.encode_documents(texts)
 
@@ -198,6 +195,58 @@ class CachingEncoder:
             for text, vec in zip(missing, self.inner.encode_queries(missing), strict=True):
                 self._queries[text] = vec
         return np.stack([self._queries[t] for t in texts]) if texts else self.inner.encode_queries([])
+
+
+class MemoStore:
+    """An engine's store with its retrieval calls memoised: a sweep scores one query's candidates
+    under every variant without repeating the searches (the ranking is unchanged). One per query."""
+
+    METHODS = frozenset({"lexical_search", "term_rows", "symbol_matches", "chunk_rows", "chunks_for_vectors",
+                         "vectors_for_hashes", "definition_spans", "chunk_texts"})
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._memo: dict[tuple[Any, ...], Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+        if name not in self.METHODS:
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            args = tuple(list(a) if _iterable(a) and not isinstance(a, (list, tuple, set, frozenset, dict)) else a
+                         for a in args)  # generators are read once
+            key = (name, *(_frozen(a) for a in args), *sorted(kwargs.items()))
+            if key not in self._memo:
+                self._memo[key] = method(*args, **kwargs)
+            return self._memo[key]
+        return call
+
+
+def _iterable(value: Any) -> bool:
+    return hasattr(value, "__iter__") and not isinstance(value, (str, bytes))
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted(value))
+    return tuple(value) if _iterable(value) else value
+
+
+class MemoIndex:
+    """A vector index whose searches are memoised (one per query, like :class:`MemoStore`)."""
+
+    def __init__(self, index: Any) -> None:
+        self._index = index
+        self._memo: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def search(self, vector: Any, k: int) -> Any:
+        if k not in self._memo:
+            self._memo[k] = self._index.search(vector, k)
+        return self._memo[k]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -222,9 +271,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "{:.
             return fmt.format(v)
         return "–" if v is None else str(v)
 
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join([table_head(headers), *(table_row([cell(v) for v in row]) for row in rows)])
+
+
+def table_head(headers: Sequence[str]) -> str:
+    """The header of :func:`table`, for scripts that print rows as they come."""
+    return "| " + " | ".join(headers) + " |\n|" + "|".join("---" for _ in headers) + "|"
+
+
+def table_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "/") for c in cells) + " |"
 
 
 class Stopwatch:

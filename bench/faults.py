@@ -34,6 +34,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "bench"))
+from common import table_head, table_row  # noqa: E402
 from fixture_repo import make_repo  # noqa: E402
 
 UNPRIVILEGED = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--inh-caps=-all", "--"]
@@ -435,7 +437,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run the probes whose name contains this")
     args = parser.parse_args()
     probes = [*PROBES, *((f"server: {n}", lambda lab, n=n: framing(lab, n)) for n in FRAMING)]
-    print("| fault injected | outcome |\n|---|---|")
+    print(table_head(["fault injected", "outcome"]))
     for name, probe in probes:
         if args.only and args.only not in name:
             continue
@@ -446,7 +448,7 @@ def main() -> None:
             outcome = f"probe failed: {type(exc).__name__}: {exc}"
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        print(f"| {name} | {outcome.replace('|', '/')} |", flush=True)
+        print(table_row([name, outcome]), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ so only the first run pays for embedding; ``--sweep`` then evaluates ``RankingWe
     python bench/quality.py fresh/python/dev --max-docs 300 --max-queries 50     # quick check
     python bench/quality.py --dev                                                 # all dev sets
     python bench/quality.py --dev --sweep                                         # weight grid
+    python bench/quality.py --dev --variant "lex.3:lexical=0.3" --variant ...     # chosen variants
     python bench/quality.py --test --weights lexical=0.1                          # test sets
     python bench/quality.py --dev --modes fused --ranker RANKER --rerank-k 5,10    # + a ranker
 
@@ -40,6 +41,8 @@ from common import (
     DEFAULT_WORK_DIR,
     REPO,
     CachingEncoder,
+    MemoIndex,
+    MemoStore,
     Stopwatch,
     ensure_chunker,
     load_average,
@@ -341,59 +344,10 @@ def run_ranker(prep: Prepared, ranker: str, ks: Sequence[int], max_queries: int 
     return out
 
 
-class _MemoStore:
-    """The engine's store with this query's retrieval calls memoised: the sweep scores one query's
-    candidates under every weight variant without repeating the searches (ranking is unchanged)."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-        self._memo: dict[tuple[Any, ...], Any] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
-
-    def _get(self, key: tuple[Any, ...], make: Any) -> Any:
-        if key not in self._memo:
-            self._memo[key] = make()
-        return self._memo[key]
-
-    def lexical_search(self, terms: list[str], limit: int) -> Any:
-        return self._get(("lex", tuple(terms), limit), lambda: self._store.lexical_search(terms, limit))
-
-    def symbol_matches(self, name: str, limit: int = 50) -> Any:
-        return self._get(("sym", name, limit), lambda: self._store.symbol_matches(name, limit))
-
-    def chunk_rows(self, ids: Any) -> Any:
-        ids = list(ids)
-        return self._get(("rows", tuple(sorted(ids))), lambda: self._store.chunk_rows(ids))
-
-    def chunks_for_vectors(self, vector_ids: Any, per_vector: int) -> Any:
-        ids = list(vector_ids)
-        return self._get(("copies", tuple(ids), per_vector), lambda: self._store.chunks_for_vectors(ids, per_vector))
-
-    def vectors_for_hashes(self, model_key: str, hashes: Any) -> Any:
-        hashes = sorted(hashes)
-        return self._get(("vec", model_key, tuple(hashes)), lambda: self._store.vectors_for_hashes(model_key, hashes))
-
-
-class _MemoIndex:
-    def __init__(self, index: Any) -> None:
-        self._index = index
-        self._memo: dict[int, Any] = {}
-
-    def __len__(self) -> int:
-        return len(self._index)
-
-    def search(self, vector: Any, k: int) -> Any:
-        if k not in self._memo:
-            self._memo[k] = self._index.search(vector, k)
-        return self._memo[k]
-
-
 SWEEP_LIMIT = 150  # chunks per query in the sweep (MRR/NDCG@10 need only the head of the list)
 
 
-def run_sweep(prep: Prepared, grid: list[tuple[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+def run_sweep(prep: Prepared, grid: list[tuple[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
     """Fused metrics for every weight variant; each query's retrieval is done once (memoised)."""
     from codesearch.query.search import run_search
 
@@ -403,7 +357,7 @@ def run_sweep(prep: Prepared, grid: list[tuple[str, dict[str, float]]]) -> dict[
     variants = [(label, make_weights(w)) for label, w in grid]
     per_query: dict[str, list[dict[str, float]]] = {label: [] for label, _ in variants}
     for qid, text in prep.ds.queries.items():
-        store, vindex = _MemoStore(engine.store), _MemoIndex(index)
+        store, vindex = MemoStore(engine.store), MemoIndex(index)
         for label, weights in variants:
             outcome = run_search(store, vindex, encoder, text, limit=SWEEP_LIMIT, weights=weights, mode="fused")
             seen: dict[str, None] = {}
@@ -427,42 +381,53 @@ def rrf(dense: dict[str, list[str]], lexical: dict[str, list[str]]) -> dict[str,
     return out
 
 
-def parse_weights(spec: str | None) -> dict[str, float]:
+def parse_weights(spec: str | None) -> dict[str, Any]:
+    """``field=value,...`` or a JSON object; ``lexical=X`` sets the lexical weight of every query kind."""
     if not spec:
         return {}
     if spec.strip().startswith("{"):
-        return {k: float(v) for k, v in json.loads(spec).items()}
-    out: dict[str, float] = {}
-    for part in spec.split(","):
-        key, _, value = part.partition("=")
-        out[key.strip()] = float(value)
+        raw = dict(json.loads(spec).items())
+    else:
+        raw = {}
+        for part in spec.split(","):
+            key, _, value = part.partition("=")
+            raw[key.strip()] = value.strip()
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        for field_name in LEXICAL_FIELDS if key == "lexical" else (key,):
+            out[field_name] = value
     return out
 
 
-def make_weights(overrides: dict[str, float]) -> Any:
+LEXICAL_FIELDS = ("lexical_language", "lexical_mixed", "lexical_identifier")
+
+
+def make_weights(overrides: dict[str, Any]) -> Any:
     from codesearch.query.scoring import RankingWeights
 
-    known = {f.name: f.type for f in dataclasses.fields(RankingWeights)}
-    bad = set(overrides) - set(known)
+    fields = {f.name: f for f in dataclasses.fields(RankingWeights)}
+    bad = set(overrides) - set(fields)
     if bad:
         raise SystemExit(f"unknown RankingWeights fields: {', '.join(sorted(bad))}")
-    ints = {f.name for f in dataclasses.fields(RankingWeights) if isinstance(f.default, int)
-            and not isinstance(f.default, bool)}
-    return RankingWeights(**{k: int(v) if k in ints else v for k, v in overrides.items()})
+    return RankingWeights(**{k: _cast(fields[k].default, v) for k, v in overrides.items()})
 
 
-def sweep_grid(base: dict[str, float]) -> list[tuple[str, dict[str, float]]]:
-    """lexical weight × name/path-term boosts (off, default, doubled) × non-definition penalty on/off."""
+def _cast(default: Any, value: Any) -> Any:
+    return type(default)(float(value)) if isinstance(default, (int, float)) else type(default)(value)
+
+
+def sweep_grid(base: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """lexical weight (every query kind) × name/path-term boosts (off, default, doubled), plus
+    one-at-a-time checks around the defaults."""
     from codesearch.query.scoring import RankingWeights
 
     d = RankingWeights()
-    grid: list[tuple[str, dict[str, float]]] = []
+    grid: list[tuple[str, dict[str, Any]]] = []
     for lexical in (0.0, 0.05, 0.1, 0.15, 0.25, 0.4):
         for terms, (nt, pt) in (("off", (0.0, 0.0)), ("default", (d.name_terms, d.path_terms)),
                                 ("x2", (2 * d.name_terms, 2 * d.path_terms))):
-            w = dict(base, lexical=lexical, name_terms=nt, path_terms=pt)
+            w = dict(base, **{f: lexical for f in LEXICAL_FIELDS}, name_terms=nt, path_terms=pt)
             grid.append((f"lex={lexical:g} terms={terms}", w))
-    # one-at-a-time checks around the defaults
     grid.append(("defaults, non_def_penalty=0", dict(base, non_definition_penalty=0.0)))
     grid.append(("defaults, name only (path 0)", dict(base, path_terms=0.0)))
     grid.append(("defaults, candidates 200/200", dict(base, dense_candidates=200, lexical_candidates=200)))
@@ -489,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", default=None,
                         help="RankingWeights overrides for fused mode, e.g. 'lexical=0.1,name_terms=0.08' or JSON")
     parser.add_argument("--sweep", action="store_true", help="evaluate a grid of RankingWeights (fused) variants")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="LABEL:field=value,... a fused variant to sweep instead of the grid (repeatable)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--model", default=None,
                         help="encoder as the engine takes it (default: the embedded model); use a separate "
@@ -514,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = parse_weights(args.weights)
     fused_weights = make_weights(overrides)
-    encoder = CachingEncoder(load_encoder(args.model, args.device, on_status=log))
+    encoder = CachingEncoder(load_encoder(args.model, args.device, log))
     report: dict[str, Any] = {
         "command": "python bench/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine_info(encoder), "chunker_note": chunker_note,
@@ -525,7 +492,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     if any(DATASETS.get(n, ("dev",))[0] == "test" for n in names) and args.sweep:
         log("note: --sweep runs on dev sets only; test sets get the --weights given")
-    grid = sweep_grid(overrides) if args.sweep else []
+    grid = [(label, {**overrides, **parse_weights(spec)})
+            for label, _, spec in (v.partition(":") for v in args.variant)]
+    if args.variant:
+        grid.insert(0, ("defaults", dict(overrides)))
+    elif args.sweep:
+        grid = sweep_grid(overrides)
     sweep_results: dict[str, dict[str, dict[str, float]]] = {}
     total = Stopwatch()
     for name in names:
@@ -573,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def sweep_summary(results: dict[str, dict[str, dict[str, float]]], grid: list[tuple[str, dict[str, float]]]
+def sweep_summary(results: dict[str, dict[str, dict[str, float]]], grid: list[tuple[str, dict[str, Any]]]
                   ) -> list[dict[str, Any]]:
     rows = []
     for label, _ in grid:

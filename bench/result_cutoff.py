@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_chunker()
     from codesearch.embed.loading import load_encoder
 
-    encoder = CachingEncoder(load_encoder(None, args.device, on_status=log))
+    encoder = CachingEncoder(load_encoder(None, args.device, log))
     print(f"machine: {machine_info(encoder)}; load before: {load_average()}")
     all_lists: list[tuple[list[float], int | None]] = []
     for name in args.datasets:

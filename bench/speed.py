@@ -25,6 +25,11 @@ What is measured (every figure comes from this run; extrapolations say so):
 With ``--models`` only the embedding of the subset is measured, once per model per round, the models
 interleaved within each round (so a change in machine load hits all of them alike); the table gives
 each round's chunks/s, the median, and the ratio of each model's median to the first model's.
+
+Throughput modes (bench/throughput.py; each prints its own report): ``--stages [--device cuda]`` (per-stage
+breakdown, walk to a saved index), ``--layouts`` (CPU worker layouts side by side), ``--scaling 1,2,4,8,16``
+(core scaling), ``--large`` (a 500k-chunk tree with a stub encoder), ``--first-answer`` (a first search on a
+never-indexed tree), ``--reindex TREE`` (re-index after one edit).
 """
 
 from __future__ import annotations
@@ -242,6 +247,10 @@ def log(message: str) -> None:
 
 # main ---------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    import throughput
+
+    if throughput.wants(sys.argv[1:] if argv is None else argv):
+        return throughput.main(argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", type=Path, default=None, help="tree to copy (default: this Python's stdlib)")
     parser.add_argument("--name", default=None, help="short name for the copied tree (default: from --source)")

@@ -27,6 +27,21 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     (cache / "models").exists() or (cache / "models").symlink_to(models, target_is_directory=True)
     monkeypatch.setenv("CODESEARCH_CACHE_DIR", str(cache))
     yield cache
+    stop_background_indexers(tmp_path_factory.getbasetemp())
+
+
+def stop_background_indexers(base: Path) -> None:
+    """A detached background indexer that a test's search started never outlives the test: stopped as
+    `codesearch stop` would, killed if it does not stop. Every test's cache lies under ``base`` (some
+    modules share one cache among their tests)."""
+    import signal
+
+    from codesearch.service import background
+
+    for state_file in base.glob(f"*/workspaces/*/{background.STATE_FILE}"):
+        found = background.stop(state_file.parent, timeout=30.0)
+        if found.running and found.state is not None:
+            os.kill(found.state.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

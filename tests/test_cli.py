@@ -18,8 +18,8 @@ CLI = [sys.executable, "-m", "codesearch.cli"]
 
 
 def run(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, env=dict(os.environ),
-                          timeout=600)
+    env = dict(os.environ, CODESEARCH_SYNC_BUDGET_S="120")  # a first search reads every file, even when busy
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"codesearch {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
@@ -155,12 +155,16 @@ def test_gitignore_change_is_honoured(indexed_repo: Path) -> None:
     assert search_json(indexed_repo, "escape html")[0]["path"] == "web/src/format.js"
 
 
-def test_no_wait_answers_from_lexical(tmp_path: Path) -> None:
+def test_a_fresh_search_answers_at_once_and_embeds_in_the_background(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "fresh")
-    proc = run("search", "parse_retry_after", "--path", str(root), "--json", "--no-wait")
+    proc = run("search", "parse_retry_after", "--path", str(root), "--json")  # --no-wait is the default
     hits = json.loads(proc.stdout)
     assert hits[0]["symbol"] == "parse_retry_after"
-    assert "not embedded yet" in proc.stderr
+    assert "not embedded yet" in proc.stderr and "embedding in the background (pid" in proc.stderr
+    assert "torch" not in proc.stderr
+    run("stop", str(root))  # the real model embeds; the test need not wait for it
+    status = json.loads(run("status", str(root), "--json").stdout)
+    assert status["background"]["state"] in ("finished", "none") and status["chunks"] > 20
 
 
 def test_corrupt_index_is_rebuilt(indexed_repo: Path) -> None:
@@ -206,10 +210,10 @@ def test_errors_are_actionable(tmp_path: Path) -> None:
 
 def test_clean(tmp_path: Path) -> None:
     root = make_repo(tmp_path / "repo")
-    run("search", "x", "--path", str(root), "--no-wait")
+    run("search", "x", "--path", str(root), "--no-wait")  # leaves a background indexer embedding
     status = json.loads(run("status", str(root), "--json").stdout)
     assert Path(status["index_dir"]).exists()
-    run("clean", str(root))
+    run("clean", str(root))  # stops it first
     assert not Path(status["index_dir"]).exists()
     shutil.rmtree(root)
 
@@ -228,7 +232,7 @@ def test_index_refuses_while_another_process_writes(tmp_path: Path) -> None:
     from filelock import FileLock
 
     root = make_repo(tmp_path / "repo")
-    run("search", "x", "--path", str(root), "--no-wait")
+    run("search", "x", "--path", str(root), "--mode", "lexical")  # indexes keywords, starts no background indexer
     index_dir = Path(json.loads(run("status", str(root), "--json").stdout)["index_dir"])
     lock = FileLock(str(index_dir / "write.lock"))
     with lock:

@@ -39,7 +39,8 @@ def test_a_shipped_default_is_loaded_as_it_is(
     monkeypatch.setattr(models, "_package_folder",
                         lambda package: stand_in_models_package if package == models.SHIPPED_PACKAGE else None)
     monkeypatch.setattr(models, "run_export", _no_export)
-    for spec in (None, "", "default"):
+    for spec in (None, "", "default"):  # the base model's package is not even looked for
+        models.check_model_spec(spec)
         assert models.resolve_model(spec) == stand_in_models_package / "default"
     encoder = OnnxEncoder.from_folder(models.resolve_model(None), device="cpu")
     assert encoder.encode_documents(["def add(a, b):\n    return a + b\n"]).shape == (1, encoder.dimension)

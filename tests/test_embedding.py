@@ -73,3 +73,23 @@ def test_query_is_not_queued_behind_a_document_batch(encoder: OnnxEncoder) -> No
         worker.join()
     assert vec.shape == (1, 384)
     assert finished_first  # the query came back while the documents were still being embedded
+
+
+def test_prepared_batches_and_the_pipeline_match_encode_documents(encoder: OnnxEncoder,
+                                                                   default_model_dir: Path) -> None:
+    from codesearch.embed.pipeline import EmbeddingPipeline
+    from codesearch.embed.sessions import Layout
+
+    two = OnnxEncoder.from_folder(default_model_dir, device="cpu",
+                                  layout=Layout(workers=2, threads=1, sessions=2, batch_size=4, max_batch_tokens=256))
+    texts = [f"def handler_{i}(request):\n" + "    value = request.args.get('x')\n" * (i % 9) for i in range(23)]
+    batches = two.prepare_documents(texts)
+    assert sorted(r for b in batches for r in b.rows) == list(range(23))
+    longest = [int(b.payload["attention_mask"].sum(axis=1).max()) for b in batches]
+    assert longest == sorted(longest)  # length-bucketed
+    assert all(len(b.rows) <= 4 and (b.tokens <= 256 or len(b.rows) == 1) for b in batches)
+    with EmbeddingPipeline(two, enumerate(texts), window=10) as pipeline:
+        got = {k: v for keys, vectors in pipeline for k, v in zip(keys, vectors, strict=True)}
+    want = encoder.encode_documents(texts)
+    assert min(float(got[i] @ want[i]) for i in range(23)) > 0.9999
+    assert two._pool.for_worker(1) is not two._pool.for_worker(0)  # two sessions, as the layout says

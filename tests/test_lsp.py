@@ -188,7 +188,8 @@ async def test_index_progress_search_and_symbols(client: Client, repo: Path) -> 
     assert hit["range"]["start"] == {"line": 6, "character": 0}  # `def parse_retry_after` is line 7
     assert hit["range"]["end"]["line"] > 6 and "def parse_retry_after" in hit["snippet"]
     assert set(hit) == {"uri", "range", "path", "start_line", "end_line", "symbol", "container", "qualified_name",
-                        "kind", "language", "score", "snippet", "sources"}  # the CLI's shape, plus uri and range
+                        "kind", "language", "score", "snippet", "sources",
+                        "match_start_line", "match_end_line"}  # the CLI's shape, plus uri and range
 
     method = top(await client.search("ConnectionPool acquire idle socket"))
     assert method["qualified_name"] == "ConnectionPool.acquire" and method["kind"] == "method"
@@ -458,8 +459,12 @@ async def test_model_failure_is_reported_once_and_keywords_still_work(repo: Path
         # the reason, once for both folders, in the status and in one log line
         message = client.last_status["message"]
         assert message.count("/nonexistent/model-folder") == 1, message
-        said = [m.message for m in client.lsp.log_messages if "/nonexistent/model-folder" in m.message]
-        assert len(said) == 1 and "could not be loaded" in said[0], said
+        def said() -> list[str]:
+            return [m.message for m in client.lsp.log_messages if "/nonexistent/model-folder" in m.message]
+
+        await client.wait_for(lambda: bool(said()), what="the log line")  # may come just after the status
+        await asyncio.sleep(0.5)  # a second line, if one were sent, would have arrived by now
+        assert len(said()) == 1 and "could not be loaded" in said()[0], said()
         assert top(await client.search("parse_retry_after"))["symbol"] == "parse_retry_after"
     finally:
         await stop_client(client)

@@ -57,6 +57,8 @@ def test_search_params_validation() -> None:
                 {"query": "x", "languages": [1]}, {"query": "x", "pathGlob": 1}, {"query": "x", "folder": 1}):
         with pytest.raises(JsonRpcInvalidParams):
             SearchParams.from_json(bad)
+    with pytest.raises(JsonRpcInvalidParams, match=r"'pyhton' .*did you mean 'python'.*known languages: .*typescript"):
+        SearchParams.from_json({"query": "x", "languages": ["pyhton"]})
 
 
 def test_folder_inside_a_workspace_folder_becomes_an_anchored_glob() -> None:
@@ -86,6 +88,7 @@ def test_results_and_symbols(tmp_path: Path) -> None:
         "symbol": "parse_retry_after", "container": "", "qualified_name": "parse_retry_after",
         "kind": "function", "language": "python", "score": 0.8765,
         "snippet": "def parse_retry_after(header: str) -> float:", "sources": [],
+        "match_start_line": 7, "match_end_line": 12,
     }
     method = hit_symbol(tmp_path, hit(symbol="acquire", container="ConnectionPool", kind="method"))
     assert (method.name, method.kind, method.container_name) == ("ConnectionPool.acquire", types.SymbolKind.Method,

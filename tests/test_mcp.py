@@ -141,7 +141,8 @@ async def test_tools_search_and_status(tmp_path: Path) -> None:
         assert (hit["start_line"], hit["end_line"]) == (7, 12)
         assert hit["snippet"].startswith("def parse_retry_after(header: str) -> float:\n")
         assert set(hit) == {"path", "start_line", "end_line", "symbol", "container", "qualified_name", "kind",
-                            "language", "score", "snippet", "sources"}  # SearchHit.to_json(); no root with one
+                            "language", "score", "snippet", "sources",
+                            "match_start_line", "match_end_line"}  # SearchHit.to_json(); no root with one
         text = _text(result)
         assert text.splitlines()[0] == f'{len(found["results"])} results for "parse_retry_after"'
         assert "src/http/retry.py:7-12 parse_retry_after [function]" in text

@@ -127,6 +127,8 @@ def test_merge_on_score_and_languages() -> None:
     merged = merge_hits([(a, [hit("x", 0.9), hit("y", 0.2)]), (b, [hit("z", 0.5)])], 2)
     assert [(root, h.path) for root, h in merged] == [(a, "x"), (b, "z")]
     assert parse_languages(" Python, tsx ,") == ["python", "tsx"] and parse_languages(None) == []
+    with pytest.raises(ArgumentError, match="unknown language 'pyhton'"):
+        parse_languages("pyhton")
 
 
 def test_workspace_locates_paths(tmp_path: Path) -> None:

@@ -340,6 +340,118 @@ def test_training_run_checkpoints_selects_on_dev_and_resumes(trained: dict[str, 
     assert all(i not in w for i, w in enumerate(windows))
 
 
+def _small_run_config(trained: dict[str, Path], out: Path, pairs: Path, **kw: object):
+    from codesearch_trainer.ranker_train import RankerTrainConfig
+
+    base = dict(output=str(out), retriever=str(trained["retriever"]), data=[str(pairs)], model=str(trained["base"]),
+                negatives="random", negatives_per_query=3, batch_size=4, max_length=48, query_max_length=12,
+                lr=1e-3, warmup_ratio=0.0, log_every=1, progress=False)
+    return RankerTrainConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def _train_losses(out: Path) -> dict[int, float]:
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if r["type"] == "train"}  # a repeated step: the later run
+
+
+def test_resume_after_a_crash_goes_on_as_if_uninterrupted(trained: dict[str, Path], tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two epochs of 6 steps, checkpoints every 4; a crash at step 10 resumes from step-8 (epoch 2,
+    2 batches done) and must give the same losses and weights as the run that never stopped."""
+    torch = pytest.importorskip("torch")
+    import codesearch_trainer.ranker_train as rt
+    from codesearch_trainer.ranker_train import train_ranker
+    from codesearch_trainer.train import STATE_FILE
+
+    pairs = make_pairs(tmp_path / "pairs24.jsonl", 24)
+    whole = train_ranker(_small_run_config(trained, tmp_path / "whole", pairs, epochs=2, eval_every=4))
+    assert whole.steps == 12 and [h["step"] for h in whole.history] == [4, 6, 8, 12]
+
+    out = tmp_path / "crashed"
+    real, calls = rt.sample_negatives, [0]
+
+    def crash_at_step_10(*args: object, **kw: object) -> list[list[int]]:
+        calls[0] += 1
+        if calls[0] == 10:
+            raise RuntimeError("simulated crash")
+        return real(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rt, "sample_negatives", crash_at_step_10)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train_ranker(_small_run_config(trained, out, pairs, epochs=2, eval_every=4))
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.glob("step-*")) == ["step-8"]
+    state = torch.load(out / "step-8" / STATE_FILE, map_location="cpu", weights_only=False)
+    assert (state["step"], state["epoch"], state["batches_done"]) == (8, 1, 2)
+
+    resumed = train_ranker(_small_run_config(trained, out, pairs, epochs=2, eval_every=4, resume=str(out)))
+    assert resumed.steps == 12 and [h["step"] for h in resumed.history] == [12]
+    want, got = _train_losses(tmp_path / "whole"), _train_losses(out)
+    assert sorted(got) == list(range(1, 13))
+    assert [got[s] for s in range(9, 13)] == pytest.approx([want[s] for s in range(9, 13)], abs=1e-5)
+    for name in ("model.safetensors", "ranker_head.pt"):
+        assert (out / "best" / name).is_file()
+    assert sorted(p.name for p in out.glob("step-*")) == ["step-12"]
+    from codesearch_trainer.ranker_model import load_cross_encoder
+
+    docs = ["def read_file(x):\n    return file.read(x)\n", "def sort_list(y): return list.sort(y)"]
+    a = load_cross_encoder(str(tmp_path / "whole" / "best")).score("read the file", docs).numpy()
+    b = load_cross_encoder(str(out / "best")).score("read the file", docs).numpy()
+    assert np.allclose(a, b, atol=1e-5), (a, b)
+
+
+@pytest.mark.parametrize("stop", [4, 6])  # mid-epoch, and exactly at the end of the first epoch
+def test_a_run_stopped_by_max_steps_resumes_where_it_stopped(trained: dict[str, Path], tmp_path: Path,
+                                                            stop: int) -> None:
+    torch = pytest.importorskip("torch")
+    from codesearch_trainer.ranker_train import train_ranker
+    from codesearch_trainer.train import STATE_FILE
+
+    pairs = make_pairs(tmp_path / "pairs24.jsonl", 24)  # 6 steps per epoch
+    out = tmp_path / "run"
+    first = train_ranker(_small_run_config(trained, out, pairs, epochs=2, max_steps=stop))
+    state = torch.load(out / f"step-{stop}" / STATE_FILE, map_location="cpu", weights_only=False)
+    assert (state["epoch"], state["batches_done"]) == (0, stop)
+    assert [h["epoch"] for h in first.history] == [1]
+    resumed = train_ranker(_small_run_config(trained, out, pairs, epochs=2, eval_every=3, resume=str(out)))
+    assert resumed.steps == 12
+    assert [(h["step"], h["epoch"]) for h in resumed.history] == [(s, 1 + (s > 6)) for s in (6, 9, 12) if s > stop]
+    assert sorted(_train_losses(out)) == list(range(1, 13))
+
+
+def test_resume_keeps_the_best_checkpoint_chosen_before_it(trained: dict[str, Path], tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dev MRRs scripted 0.9, 0.5 (first run), 0.7 (resumed): best stays the step-2 weights."""
+    torch = pytest.importorskip("torch")
+    import codesearch_trainer.ranker_train as rt
+    from codesearch_trainer.ranker_train import train_ranker
+    from codesearch_trainer.train import STATE_FILE
+    from conftest import FakeEncoder
+
+    monkeypatch.setattr(rt, "open_retriever", lambda spec, device=None, batch_size=64: FakeEncoder())
+    scripted, real = iter([0.9, 0.5, 0.7]), rt.rerank_metrics
+
+    def rerank_metrics(rset: object, scores: object, k: int) -> dict[str, float]:
+        m = real(rset, scores, k)  # type: ignore[arg-type]
+        return m if scores is None else {**m, "mrr": next(scripted)}  # None: the retriever alone
+
+    monkeypatch.setattr(rt, "rerank_metrics", rerank_metrics)
+    out = tmp_path / "run"
+    kw = dict(dev=[str(make_dev(tmp_path / "dev", 6))], dev_rerank_k=3, eval_every=2)
+    first = train_ranker(_small_run_config(trained, out, trained["pairs"], max_steps=4, **kw))
+    assert (first.best_step, first.best_dev_mrr) == (2, 0.9)
+    resumed = train_ranker(_small_run_config(trained, out, trained["pairs"], max_steps=6, resume=str(out), **kw))
+    assert (resumed.best_step, resumed.best_dev_mrr, resumed.steps) == (2, 0.9, 6)
+    assert [(h["step"], h["dev_mrr"], h["best_step"]) for h in resumed.history] == [(6, 0.7, 2)]
+    saved = json.loads((out / "best" / "codesearch_ranker.json").read_text())["training"]
+    assert (saved["step"], saved["dev_mrr"]) == (2, 0.9)
+    assert sorted(p.name for p in out.glob("step-*")) == ["step-6"]
+    state = torch.load(out / "step-6" / STATE_FILE, map_location="cpu", weights_only=False)
+    assert (state["best_step"], state["best_mrr"]) == (2, 0.9)
+    done = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert (done["type"], done["best_step"], done["best_dev_mrr"]) == ("done", 2, 0.9)
+
+
 def test_export_parity_and_onnx_ranker_matches_torch(trained: dict[str, Path], tmp_path: Path) -> None:
     from click.testing import CliRunner
     from codesearch_trainer.ranker_cli import main

@@ -1,4 +1,4 @@
-"""The ``codesearch`` command line: index, search, status, clean."""
+"""The ``codesearch`` command line: index, search, status, stop, clean."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,7 +32,9 @@ from .engine import (
 )
 from .index.indexer import EmbedReport, Phase, SyncReport
 from .index.indexer import Progress as IndexProgress
+from .languages import UnknownLanguage, check_languages
 from .query.rerank import DEFAULT_RERANK_K, MAX_RERANK_K, MIN_RERANK_K
+from .service import background
 from .walk.walker import DEFAULT_MAX_FILE_SIZE
 
 EXIT_ERROR = 1
@@ -42,14 +44,13 @@ EXIT_MODEL = 4  # the model cannot be loaded ...
 EXIT_STORAGE = 4  # ... or the index folder cannot be used: full disk, read-only, I/O error
 EXIT_BUSY = 5
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
-BUSY_MESSAGE = ("another codesearch process (an editor's language server, or another `codesearch index`) is "
-                "keeping this index up to date; `codesearch search` reads it as it is, or pass --wait")
+BUSY_HINT = "; `codesearch search` reads it as it is, or pass --wait"
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> None:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     sys.exit(code)
 
 
@@ -71,7 +72,7 @@ def open_engine(path: Path, model: str | None, device: str, exclude: tuple[str, 
     config = EngineConfig(model=model, device=device, exclude=exclude, max_file_size=max_file_size,
                           ranker=ranker, rerank_k=rerank_k)
     try:
-        return Engine(path, config, on_message=lambda m: err.print(f"[yellow]{m}[/]"))
+        return Engine(path, config, on_message=lambda m: err.print(f"[yellow]{escape(m)}[/]"))
     except IndexUnavailable as exc:
         fail(str(exc), EXIT_STORAGE)
     except EngineError as exc:
@@ -94,8 +95,9 @@ def command_guard(engine: Engine) -> Iterator[None]:
     except KeyboardInterrupt:
         interrupted(engine)
     except WorkspaceBusy:
+        message = busy_message(engine.dir) + BUSY_HINT
         close_quietly(engine)
-        fail(BUSY_MESSAGE, EXIT_BUSY)
+        fail(message, EXIT_BUSY)
     except IndexUnavailable as exc:
         close_quietly(engine)
         fail(str(exc), EXIT_STORAGE)
@@ -167,25 +169,55 @@ def writer(engine: Engine, wait: bool) -> AbstractContextManager[None]:
         "[yellow]another codesearch process is indexing this workspace; waiting for it…[/]"))
 
 
-def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool = True
-               ) -> tuple[SyncReport, EmbedReport | None]:
-    """Sync, then embed; WorkspaceBusy, IndexReadOnly and IndexUnavailable are the caller's."""
-    with writer(engine, wait), ProgressView(show_progress) as view:
-        sync = engine.sync(progress=view)
-        if engine.status().files == 0:
+def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool = True,
+               announce: bool = False) -> tuple[SyncReport, EmbedReport | None]:
+    """Sync, then embed; ``announce`` says when the lexical index is complete (searchable now).
+    WorkspaceBusy, IndexReadOnly and IndexUnavailable are the caller's."""
+    clock = time.monotonic()
+
+    def synced(_: SyncReport) -> None:
+        status = engine.status()
+        if status.files == 0:
             close_quietly(engine)
             fail(f"no indexable files under {engine.root} (check .gitignore, .codesearchignore and "
                  "--exclude)", EXIT_NO_FILES)
+        if announce:
+            todo = f"embedding {status.pending} chunks…" if status.pending and embed else "nothing to embed"
+            err.print(f"searchable now: {status.files} files, {status.chunks} chunks in the lexical index "
+                      f"({time.monotonic() - clock:.1f}s); {todo}")
+
+    with writer(engine, wait), ProgressView(show_progress) as view:
         if not embed:
+            sync = engine.sync(progress=view)
+            synced(sync)
             return sync, None
         try:
-            return sync, engine.embed(progress=view)
+            return engine.update(progress=view, on_synced=synced)
         except IndexUnavailable:
             raise
         except EngineError as exc:
             close_quietly(engine)
             fail(str(exc), EXIT_MODEL)
             raise
+
+
+def check_model(engine: Engine) -> None:
+    """Fail now (with the fix) when the model can never load or CUDA was asked for and cannot work."""
+    try:
+        engine.check_model()
+    except EngineError as exc:
+        close_quietly(engine)
+        fail(str(exc), EXIT_MODEL)
+
+
+def busy_message(index_dir: Path) -> str:
+    """Who holds the write lock of this index, as far as can be told, and what to do about it."""
+    found = background.inspect(index_dir)
+    if found.running and found.state is not None:
+        return (f"the background indexer ({found.state.describe()}) is indexing this workspace: "
+                "`codesearch stop` ends it")
+    return ("another codesearch process (an editor's language server, or another `codesearch index`) "
+            "is keeping this index up to date")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -206,9 +238,10 @@ def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], 
           quiet: bool, wait: bool) -> None:
     """Index PATH (default: the current folder) and embed every chunk."""
     engine = open_engine(path, model, device, exclude, max_file_size)
+    check_model(engine)
     start = time.monotonic()
     with command_guard(engine):
-        sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait)
+        sync, embedded = run_update(engine, embed=True, show_progress=not quiet, wait=wait, announce=True)
         status = engine.status()
     elapsed = time.monotonic() - start
     reasons: dict[str, int] = {}
@@ -222,11 +255,11 @@ def index(path: Path, model: str | None, device: str, exclude: tuple[str, ...], 
         f"(+{sync.added} ~{sync.updated} -{sync.removed} files; embedded {embedded.embedded if embedded else 0}"
         f"{rate}) in {elapsed:.1f}s\n"
         f"skipped: {skipped}; parse failures (indexed by line windows): {len(status.parse_failures)}\n"
-        f"model: {status.model} on {status.provider} ({status.provider_reason})\n"
+        f"model: {escape(status.model)} on {status.provider} ({escape(status.provider_reason)})\n"
         f"index: {status.index_dir} ({status.index_bytes / 1e6:.1f} MB)"
     )
     for path_, message in sync.read_errors:
-        err.print(f"[yellow]unreadable:[/] {path_}: {message}")
+        err.print(f"[yellow]unreadable:[/] {escape(path_)}: {escape(message)}")
 
 
 def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
@@ -241,15 +274,25 @@ def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
             console.print(f"      [dim]{hit.snippet}[/]", markup=True)
 
 
+def _languages(names: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return check_languages(names)
+    except UnknownLanguage as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @main.command()
 @click.argument("query", required=False)
 @click.option("--path", "path", type=click.Path(path_type=Path), default=".", show_default=True,
               help="The workspace to search.")
 @click.option("-k", "--limit", "limit", type=click.IntRange(1, 1000), default=10, show_default=True)
-@click.option("--lang", "languages", multiple=True, help="Only these languages (repeatable).")
+@click.option("--lang", "languages", multiple=True, callback=lambda _ctx, _param, value: _languages(value),
+              help="Only these languages (repeatable).")
 @click.option("--glob", "path_glob", default=None, help="Only paths matching this glob, e.g. 'src/**/*.py'.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of results.")
-@click.option("--no-wait", is_flag=True, help="Answer at once from what is indexed; don't embed first.")
+@click.option("--wait", is_flag=True,
+              help="Index and embed everything first (blocking), then answer.")
+@click.option("--no-wait", is_flag=True, hidden=True, help="The default: answer at once from what is ready.")
 @click.option("--batch", "batch", type=click.File("r"), default=None,
               help="JSON lines of {id, query}; writes one JSON line of {id, results} per query.")
 @click.option("--mode", type=click.Choice(["fused", "dense", "lexical"]), default="fused", hidden=True)
@@ -261,10 +304,16 @@ def print_hits(result: SearchResult, query: str, out: TextIO) -> None:
               help="Search the index shards in this folder (`codesearch shards build`) instead of --path.")
 @model_options
 def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...], path_glob: str | None,
-           as_json: bool, no_wait: bool, batch: TextIO | None, mode: str, ranker: str | None, rerank_k: int,
-           shards_dir: Path | None, model: str | None, device: str, exclude: tuple[str, ...],
+           as_json: bool, wait: bool, no_wait: bool, batch: TextIO | None, mode: str, ranker: str | None,
+           rerank_k: int, shards_dir: Path | None, model: str | None, device: str, exclude: tuple[str, ...],
            max_file_size: int) -> None:
-    """Search the workspace at --path (or the shards of --shards) for QUERY, in plain English or by symbol name."""
+    """Search the workspace at --path (or the shards of --shards) for QUERY, in plain English or by symbol name.
+
+    Answers at once from what is indexed (keywords, and the chunks embedded so far) and leaves a
+    background indexer embedding the rest; --wait indexes everything first.
+    """
+    if wait and no_wait:
+        fail("--wait and --no-wait contradict each other", EXIT_USAGE)
     if batch is None and (query is None or not query.strip()):
         fail("the query is empty: pass a QUERY, or --batch FILE", EXIT_USAGE)
     if shards_dir is not None:
@@ -274,76 +323,127 @@ def search(query: str | None, path: Path, limit: int, languages: tuple[str, ...]
         search_shards(shards_dir, query, EngineConfig(model=model, device=device), limit=limit, languages=languages,
                       path_glob=path_glob, mode=mode, as_json=as_json)
         return
-    queries: list[tuple[Any, str]] = []
-    if batch is not None:
-        for n, line in enumerate(batch, 1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                queries.append((item["id"], str(item["query"])))
-            except (json.JSONDecodeError, KeyError, TypeError):
-                fail(f"{batch.name}:{n}: expected a JSON object with 'id' and 'query'", EXIT_USAGE)
+    request = SearchRequest(query or "", read_batch(batch) if batch is not None else None, limit, languages,
+                            path_glob, mode, as_json)
     engine = open_engine(path, model, device, exclude, max_file_size, ranker=ranker, rerank_k=rerank_k)
     with command_guard(engine):
-        why_partial = update_before_search(engine, embed=not no_wait and mode != "lexical", show_progress=not as_json)
-        try:
-            if batch is not None:
-                run_batch(engine, queries, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
-                return
-            assert query is not None
-            result = engine.search(query, limit=limit, languages=languages, path_glob=path_glob, mode=mode)
-        except IndexUnavailable:
-            raise
-        except EngineError as exc:
-            close_quietly(engine)
-            fail(str(exc), EXIT_MODEL)
-            return
-    for note in result.notes:
-        err.print(f"[yellow]{note}[/]")
-    if as_json:
-        sys.stdout.write(json.dumps([h.to_json() for h in result.hits], indent=2) + "\n")
-    else:
-        print_hits(result, query, sys.stdout)
-        parts = [name for name, used in (("semantic", result.dense_used), ("lexical", result.lexical_used)) if used]
-        reranked = f", top {result.reranked} re-ranked" if result.reranked else ""
-        err.print(f"[dim]answered by the {' + '.join(parts) or 'symbol'} index{reranked}[/]")
-    if result.pending:
-        err.print(f"[yellow]{result.pending} chunks are not embedded yet: results come from the lexical "
-                  f"index and the chunks embedded so far ({why_partial})[/]")
+        answer = answer_search(engine, request, wait)
+    if mode == "lexical":
+        return
+    if answer.quick is not None:
+        for line in background.hand_over(engine, answer.quick, answer.pending, answer.dense_used):
+            err.print(f"[yellow]{escape(line)}[/]")
+    elif answer.pending:
+        err.print(f"[yellow]{answer.pending} chunks are not embedded yet: results come from the lexical "
+                  f"index and the chunks embedded so far ({answer.why_partial})[/]")
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    query: str
+    batch: list[tuple[Any, str]] | None  # (id, query) of --batch
+    limit: int
+    languages: tuple[str, ...]
+    path_glob: str | None
+    mode: str
+    as_json: bool
+
+
+@dataclass(frozen=True)
+class SearchAnswer:
+    pending: int  # chunks without a vector when the search ran
+    dense_used: bool
+    quick: background.QuickSync | None = None  # the short sync of a search that does not wait
+    why_partial: str = ""  # with --wait: why chunks are still waiting for their vectors
+
+
+def answer_search(engine: Engine, request: SearchRequest, wait: bool) -> SearchAnswer:
+    """Bring the index up to date as far as the search may wait, then answer; a model that cannot load
+    ends the command (storage problems are command_guard's)."""
+    try:
+        quick = None
+        why_partial = ""
+        if wait:
+            why_partial = update_before_search(engine, embed=request.mode != "lexical",
+                                               show_progress=not request.as_json)
+        else:
+            engine.check_model()
+            quick = background.sync_briefly(engine)
+        load_model = wait or engine.vectors_stored()  # nothing embedded yet: keywords only, no model load
+        if request.batch is not None:
+            pending = answer_batch(engine, request, load_model)
+            return SearchAnswer(pending, load_model, quick, why_partial)
+        result = engine.search(request.query, limit=request.limit, languages=request.languages,
+                               path_glob=request.path_glob, mode=request.mode, load_model=load_model)
+    except IndexUnavailable:
+        raise
+    except EngineError as exc:
+        close_quietly(engine)
+        fail(str(exc), EXIT_MODEL)
+        raise
+    print_result(result, request.query, request.as_json)
+    return SearchAnswer(result.pending, result.dense_used, quick, why_partial)
 
 
 def update_before_search(engine: Engine, *, embed: bool, show_progress: bool) -> str:
-    """Bring the index up to date if this process may; else say why results may be partial.
+    """--wait: bring the index up to date if this process may; else say why results may be partial.
     Returns what the user can do about chunks still waiting for their vectors."""
     try:
         with engine.writing():
             run_update(engine, embed=embed, show_progress=show_progress)
     except WorkspaceBusy:
-        err.print("[yellow]another codesearch process is indexing this workspace; answering from "
-                  "what it has stored so far[/]")
+        err.print(f"[yellow]{escape(busy_message(engine.dir))}; answering from what it has stored so far[/]")
         return "another codesearch process is embedding them; search again later"
     except IndexReadOnly as exc:
-        err.print(f"[yellow]{exc}; answering from the index as it is[/]")
+        err.print(f"[yellow]{escape(str(exc))}; answering from the index as it is[/]")
         return "the index is read-only here"
     except IndexUnavailable as exc:
-        err.print(f"[yellow]the index could not be updated: {exc}; answering from what is stored[/]")
+        err.print(f"[yellow]the index could not be updated: {escape(str(exc))}; answering from what is stored[/]")
         return "run `codesearch index` once the problem above is solved"
     return "run `codesearch index` to finish"
 
 
-def run_batch(engine: Engine, queries: list[tuple[Any, str]], *, limit: int, languages: tuple[str, ...],
-              path_glob: str | None, mode: str) -> None:
-    for qid, text in queries:
-        result = engine.search(text, limit=limit, languages=languages, path_glob=path_glob, mode=mode) \
-            if text.strip() else None
+def print_result(result: SearchResult, query: str, as_json: bool) -> None:
+    for note in result.notes:
+        err.print(f"[yellow]{escape(note)}[/]")
+    if as_json:
+        sys.stdout.write(json.dumps([h.to_json() for h in result.hits], indent=2) + "\n")
+        return
+    print_hits(result, query, sys.stdout)
+    parts = [name for name, used in (("semantic", result.dense_used), ("lexical", result.lexical_used)) if used]
+    reranked = f", top {result.reranked} re-ranked" if result.reranked else ""
+    err.print(f"[dim]answered by the {' + '.join(parts) or 'symbol'} index{reranked}[/]")
+
+
+def read_batch(batch: TextIO) -> list[tuple[Any, str]]:
+    queries: list[tuple[Any, str]] = []
+    for n, line in enumerate(batch, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            queries.append((item["id"], str(item["query"])))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            fail(f"{batch.name}:{n}: expected a JSON object with 'id' and 'query'", EXIT_USAGE)
+    return queries
+
+
+def answer_batch(engine: Engine, request: SearchRequest, load_model: bool) -> int:
+    """Answer each query of --batch as a JSON line; returns the chunks still to embed."""
+    pending = 0
+    for qid, text in request.batch or []:
+        result = engine.search(text, limit=request.limit, languages=request.languages, path_glob=request.path_glob,
+                               mode=request.mode, load_model=load_model) if text.strip() else None
         hits = [h.to_json() for h in result.hits] if result else []
         record: dict[str, Any] = {"id": qid, "results": hits}
         if result is None:
             record["error"] = "empty query"
-        elif result.notes:
-            record["notes"] = result.notes
+        else:
+            pending = result.pending
+            if result.notes:
+                record["notes"] = result.notes
         sys.stdout.write(json.dumps(record) + "\n")
+    return pending
 
 
 def search_shards(folder: Path, query: str, config: EngineConfig, *, limit: int, languages: tuple[str, ...],
@@ -411,12 +511,15 @@ def status(path: Path, as_json: bool, model: str | None, device: str, exclude: t
         except IndexUnavailable:
             raise
         except EngineError as exc:
-            err.print(f"[yellow]model not loaded: {exc}[/]")
+            err.print(f"[yellow]model not loaded: {escape(str(exc))}[/]")
         st = engine.status()
         stale = engine.stale_files()
+    found = background.inspect(engine.dir)
     data = asdict(st)
     data["stale_files"] = stale
     data["indexed"] = True
+    data["background"] = {"state": found.liveness.value, **(asdict(found.state) if found.state else {}),
+                          "log": str(engine.dir / background.LOG_FILE)}
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
         return
@@ -425,18 +528,67 @@ def status(path: Path, as_json: bool, model: str | None, device: str, exclude: t
                f"chunks:    {st.chunks} ({st.embedded} embedded, {st.pending} pending)\n"
                f"model:     {st.model or '-'} [{st.model_key or '-'}]\n"
                f"provider:  {st.provider or '-'} ({st.provider_reason or '-'})\n"
+               f"indexer:   {describe_background(found, engine.dir)}\n"
                f"stale:     {len(stale)} file(s) changed since the last index"
                + "".join(f"\n  {p}" for p in stale[:20]))
+
+
+def stop_background(path: Path) -> None:
+    """Stop the background indexer of a workspace before its index is removed."""
+    with suppress(EngineError):
+        folder = index_location(workspace_root(path))
+        if background.inspect(folder).running:
+            background.stop(folder)
+
+
+def describe_background(found: background.Inspection, index_dir: Path) -> str:
+    state = found.state
+    if state is None:
+        return "no background indexer has run here"
+    log_file = index_dir / background.LOG_FILE
+    if found.liveness == background.Liveness.RUNNING:
+        return f"running in the background ({state.describe()}); `codesearch stop` ends it"
+    if found.liveness == background.Liveness.CRASHED:
+        return f"the background indexer (pid {state.pid}) stopped before finishing; log: {log_file}"
+    ago = time.time() - state.updated
+    return f"last background run {state.phase} {background.format_eta(ago)} ago: {state.message}"
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path), default=".")
+@click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for it to exit.")
+def stop(path: Path, timeout: float) -> None:
+    """Stop the background indexer of PATH; what it embedded is kept, and a search resumes it."""
+    try:
+        index_dir = index_location(workspace_root(path))
+    except EngineError as exc:
+        fail(str(exc), EXIT_USAGE)
+        return
+    found = background.inspect(index_dir)
+    if found.liveness == background.Liveness.CRASHED and found.state is not None:
+        background.write_state(index_dir, replace(found.state, phase="failed", message="stopped unexpectedly"))
+        err.print(f"the background indexer (pid {found.state.pid}) had already stopped before finishing; log: "
+                  f"{index_dir / background.LOG_FILE}")
+        return
+    if not found.running or found.state is None:
+        err.print(f"no background indexer is running for {path.resolve()}")
+        return
+    after = background.stop(index_dir, timeout)
+    if after.running:
+        fail(f"the background indexer (pid {found.state.pid}) did not stop within {timeout:.0f}s", EXIT_ERROR)
+    message = after.state.message if after.state is not None else ""
+    err.print(f"stopped the background indexer (pid {found.state.pid}){': ' + message if message else ''}")
 
 
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 def clean(path: Path) -> None:
-    """Delete the index of PATH (it lives in the user cache, never in the workspace)."""
+    """Delete the index of PATH (it lives in the user cache, never in the workspace); stops its background indexer."""
+    stop_background(path)
     try:
         folder = remove_index(path)
     except WorkspaceBusy:
-        fail("another codesearch process is indexing this workspace; stop it first", EXIT_ERROR)
+        fail(busy_message(index_location(path)) + "; stop it first", EXIT_ERROR)
         return
     except IndexUnavailable as exc:
         fail(str(exc), EXIT_STORAGE)

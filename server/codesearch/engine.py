@@ -29,10 +29,12 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from filelock import FileLock, Timeout
 
-from .embed.loading import EncoderLoadError, load_encoder
+from .embed.encoder import ProviderError, choose_provider
+from .embed.loading import EncoderLoadError, check_model, load_encoder
 from .index.errors import StoreCorrupt, StoreError, classify_sqlite_error, storage_os_error
 from .index.graph_sync import GraphChange, drift, follow_all, follow_texts
 from .index.indexer import EmbedReport, Indexer, ProgressCallback, SyncReport, chunker_fingerprint
+from .index.overlap import overlap_pays, sync_and_embed
 from .index.store import ChunkRow, Store
 from .index.vector_index import VectorIndex
 from .paths import workspace_dir
@@ -48,6 +50,7 @@ from .walk.walker import DEFAULT_MAX_FILE_SIZE, WalkOptions, walk
 log = logging.getLogger(__name__)
 
 INDEX_SAVE_INTERVAL_S = 60.0
+SAVE_MIN_CHANGES = 1024
 PENDING_CACHE_S = 2.0
 IGNORE_FILES = frozenset({".gitignore", ".codesearchignore"})
 CLOSE_WAIT_S = 30.0  # close waits this long for searches in flight before closing under them
@@ -279,6 +282,7 @@ class Engine:
         self._pending_cache: tuple[str, float, int] | None = None
         self._file_lock = FileLock(str(self.dir / "write.lock"))
         self._last_save = time.monotonic()
+        self._last_save_s = 0.0
         self.indexer = Indexer(self.root, self.store, self.config.walk_options())
         self.weights = RankingWeights()
 
@@ -337,6 +341,18 @@ class Engine:
                         raise EngineError(str(exc)) from exc
                     self.model_problem = ""
         return self._encoder
+
+    def check_model(self) -> None:
+        """``EngineError`` now if the configured model can never load, or CUDA was asked for and cannot
+        be used; loads nothing."""
+        if self._encoder is None:
+            try:
+                check_model(self.config.model)
+                if self.config.device == "cuda":
+                    choose_provider("cuda")
+            except (EncoderLoadError, ProviderError) as exc:
+                self.model_problem = str(exc)
+                raise EngineError(str(exc)) from exc
 
     @property
     def encoder_loaded(self) -> bool:
@@ -476,13 +492,14 @@ class Engine:
             raise WorkspaceBusy(f"another codesearch process is indexing {self.root}")
 
     @_storage_errors
-    def sync(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None
-             ) -> SyncReport:
-        """Phase one: files → chunks → lexical index. Seconds, even for large repositories."""
+    def sync(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None,
+             parallel: bool = True) -> SyncReport:
+        """Phase one: files → chunks → lexical index. Seconds, even for large repositories.
+        ``parallel``: worker processes may read and chunk files (not worth starting for a short sync)."""
         with self._write:
             self._require_writer()
             try:
-                report = self.indexer.sync(dict(self._overlays), cancel, progress)
+                report = self.indexer.sync(dict(self._overlays), cancel, progress, parallel=parallel)
             except BaseException:
                 self._resync_graph()
                 raise
@@ -508,12 +525,43 @@ class Engine:
             self.store.prune_vectors()
             return report
 
-    def update(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None
+    def update(self, cancel: threading.Event | None = None, progress: ProgressCallback | None = None,
+               on_synced: Callable[[SyncReport], None] | None = None, overlap: bool | None = None
                ) -> tuple[SyncReport, EmbedReport]:
+        """Sync, then embed; ``on_synced`` runs once the lexical index is complete. With ``overlap``
+        (default: when a GPU embeds) embedding starts while files are still being chunked."""
+        if overlap if overlap is not None else overlap_pays(self._encoder, self.config.device):
+            return self._sync_and_embed(cancel, progress, on_synced)
         sync = self.sync(cancel, progress)
+        if on_synced is not None:
+            on_synced(sync)
         if sync.cancelled:
             return sync, EmbedReport(cancelled=True)
         return sync, self.embed(cancel, progress)
+
+    @_storage_errors
+    def _sync_and_embed(self, cancel: threading.Event | None, progress: ProgressCallback | None,
+                        on_synced: Callable[[SyncReport], None] | None) -> tuple[SyncReport, EmbedReport]:
+        with self._write:
+            self._require_writer()
+            index = self._vector_index()
+
+            def synced(report: SyncReport) -> None:  # before the vectors buffered meanwhile are written
+                self._follow_store(report.touched_texts)
+                self._pending_cache = None
+                if on_synced is not None:
+                    on_synced(report)
+
+            try:
+                sync, report = sync_and_embed(self.indexer, self.encoder, index, dict(self._overlays), cancel,
+                                              progress, synced, on_batch=self._maybe_save)
+            except BaseException:  # files and vectors stored before the error may not be in the graph
+                self._resync_graph()
+                raise
+            self._pending_cache = None
+            self.save()
+            self.store.prune_vectors()
+            return sync, report
 
     @_storage_errors
     def update_paths(self, paths: Iterable[str | Path], embed: bool = True) -> SyncReport:
@@ -559,14 +607,23 @@ class Engine:
             return None
 
     def _maybe_save(self) -> None:
-        if time.monotonic() - self._last_save > INDEX_SAVE_INTERVAL_S:
+        """Save now and then while embedding: every minute, or less often when saving is slow (a large
+        graph), so that saving takes at most a tenth of the time."""
+        if time.monotonic() - self._last_save > max(INDEX_SAVE_INTERVAL_S, 10 * self._last_save_s):
             self.save()
 
     @_storage_errors
-    def save(self) -> None:
-        if self._index is not None and self._encoder is not None and self.is_writer:
-            self._index.save(self.dir / "vectors.hnsw", self._index_key(self._encoder))
+    def save(self, force: bool = False) -> None:
+        """Write the graph if it changed by :data:`SAVE_MIN_CHANGES` labels (or ``force``): a graph a few
+        edits behind the store is brought up to date when loaded, for less than writing it costs."""
+        if self._index is None or self._encoder is None or not self.is_writer:
+            return
+        path = self.dir / "vectors.hnsw"
+        if force or self._index.changes >= SAVE_MIN_CHANGES or not path.exists():
+            clock = time.monotonic()
+            self._index.save(path, self._index_key(self._encoder))
             self._last_save = time.monotonic()
+            self._last_save_s = self._last_save - clock
 
     # reading ---------------------------------------------------------------------------------
     @_reads
@@ -597,6 +654,13 @@ class Engine:
         return SearchResult(outcome.hits, pending, outcome.dense_used, outcome.lexical_used,
                             reranked=outcome.rerank.k, rerank_skipped=skipped, dense_skipped=dense_skipped,
                             query_cut=cut)
+
+    @_reads
+    @_storage_errors
+    def vectors_stored(self) -> bool:
+        """Whether any chunk has a vector of the model this index was last embedded with; loads no model."""
+        key = self._encoder.model_key if self._encoder is not None else self.store.get_meta("model_key")
+        return bool(key) and self.store.counts(key or "")[2] > 0
 
     def _dense_available(self, load_model: bool) -> bool:
         if self._encoder is not None:

@@ -6,10 +6,12 @@ every other language name (``markdown``, ``yaml``, ``sql``, ...) is still indexe
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 import re
 import threading
+from collections.abc import Iterable
 from fnmatch import translate
 from pathlib import PurePath
 
@@ -178,6 +180,27 @@ _SHEBANG_INTERPRETERS: dict[str, str] = {
     "julia": "julia",
     "pwsh": "powershell",
 }
+
+KNOWN_LANGUAGES: frozenset[str] = frozenset(_EXTENSIONS) | frozenset(_FILENAMES.values()) | \
+    frozenset(_SHEBANG_INTERPRETERS.values())
+
+
+class UnknownLanguage(ValueError):
+    """A language filter names no language this index can hold; the message lists the known ones."""
+
+
+def check_languages(names: Iterable[str]) -> tuple[str, ...]:
+    """The names in lower case; an unknown one raises :class:`UnknownLanguage` (a filter that can
+    match nothing would answer every search with nothing, silently)."""
+    wanted = tuple(name.strip().lower() for name in names if name.strip())
+    unknown = [name for name in wanted if name not in KNOWN_LANGUAGES]
+    if unknown:
+        hints = [f"{name!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(
+            name, KNOWN_LANGUAGES, n=1, cutoff=0.6)) else repr(name) for name in unknown]
+        raise UnknownLanguage(f"unknown language {', '.join(hints)}; known languages: "
+                              f"{', '.join(sorted(KNOWN_LANGUAGES))}")
+    return wanted
+
 
 _CPP_HEADER_HINT = re.compile(
     rb"^\s*(?:class\s+\w|namespace\b|template\s*<|public:|private:|#include\s*<(?:string|vector|memory|map)>)"

@@ -61,15 +61,17 @@ class SearchMode(str, Enum):
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     path: str  # workspace-relative, POSIX
-    start_line: int  # 1-based inclusive
-    end_line: int
+    start_line: int  # 1-based inclusive; where the definition starts, for a window of a long one too
+    end_line: int  # where that definition ends
     symbol: str
     container: str
     kind: str
     language: str
     score: float
     snippet: str
-    sources: tuple[str, ...] = field(default=())  # which retrievers found it: "dense", "lexical"
+    sources: tuple[str, ...] = field(default=())  # which retrievers found it: "dense", "lexical", "symbol"
+    match_start_line: int = 0  # the lines of the chunk that matched (a window of a long definition);
+    match_end_line: int = 0  # 0: the same as start_line/end_line
 
     @property
     def qualified_name(self) -> str:
@@ -84,6 +86,8 @@ class SearchHit:
             "symbol": self.symbol, "container": self.container, "qualified_name": self.qualified_name,
             "kind": self.kind, "language": self.language, "score": round(float(self.score), 4),
             "snippet": self.snippet, "sources": list(self.sources),
+            "match_start_line": self.match_start_line or self.start_line,
+            "match_end_line": self.match_end_line or self.end_line,
         }
 
 

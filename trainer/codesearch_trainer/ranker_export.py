@@ -89,8 +89,8 @@ def export_ranker(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str
     from codesearch.embed.onnx_export import (
         EXAMPLE_TEXTS,
         OPSET,
-        _convert_fp16,
         batch_inputs,
+        convert_fp16,
         export_dynamo,
         staged_folder,
         write_validated,
@@ -116,7 +116,7 @@ def export_ranker(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str
         onnx_path = staging / "model.onnx"
         export_dynamo(wrapper, example, "scores", onnx_path, opset=opset or OPSET)
         if fp16:
-            _convert_fp16(onnx_path)
+            convert_fp16(onnx_path)
         extra: dict[str, Any] = {"query_max_length": model.settings.query_max_length,
                                  "pooling": model.settings.pooling, **ranker_training_record(source)}
         manifest = ModelManifest(

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from codesearch.embed.source_model import load_tokenizer_json
 from torch import Tensor, nn
 
 from .model import autocast, resolve_model
@@ -66,9 +67,7 @@ def _quiet_transformers() -> None:
 
 def load_pair_tokenizer(source: str | os.PathLike[str]) -> Any:
     """The folder's ``tokenizers.Tokenizer`` with padding and truncation off."""
-    from codesearch.embed.onnx_export import _load_tokenizer_json
-
-    return _load_tokenizer_json(str(source))
+    return load_tokenizer_json(source)
 
 
 class CrossEncoder(nn.Module):

@@ -19,10 +19,8 @@ above the rest in retriever order, the engine's rule) picks ``best``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import random
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -37,6 +35,7 @@ from torch import nn
 from .data import Pair, clean_pairs, load_pairs
 from .evaluate import BeirData, load_beir
 from .model import DEFAULT_MODEL, autocast
+from .ranker_checkpoints import RankerCheckpoints
 from .ranker_data import (
     NEGATIVE_MODES,
     NEGATIVES_FILE,
@@ -51,15 +50,7 @@ from .ranker_data import (
     sample_negatives,
 )
 from .ranker_model import POOLINGS, CrossEncoder, load_cross_encoder
-from .train import (
-    STATE_FILE,
-    MetricsLog,
-    Optimization,
-    copy_checkpoint,
-    epoch_batches,
-    find_resume,
-    seed_everything,
-)
+from .train import MetricsLog, Optimization, epoch_batches, find_resume, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -284,17 +275,262 @@ def score_candidates(model: CrossEncoder, rset: RerankSet, k: int, batch_size: i
 
 
 # ---------------------------------------------------------------------------------------------
-# Checkpoints
+# Preparation: training data, negatives, dev sets; model, optimiser and resume point
 
 
-def _prune_checkpoints(out: Path, keep: Path) -> None:
-    for d in out.glob("step-*"):
-        if d.is_dir() and d.resolve() != keep.resolve():
-            shutil.rmtree(d, ignore_errors=True)
+@dataclass(frozen=True)
+class RankerTrainingData:
+    """What the steps and the dev evaluations draw on, prepared once before the model is loaded."""
+
+    pairs: list[Pair]
+    duplicates: DuplicateFilter
+    mined: MinedNegatives | None  # hard negatives only
+    dev_sets: list[RerankSet]  # ranked once by the frozen retriever
+    retriever_key: str
+
+
+def load_training_pairs(cfg: RankerTrainConfig) -> list[Pair]:
+    pairs = load_ranker_pairs(cfg)
+    if len(pairs) < cfg.batch_size:
+        raise ValueError(f"{len(pairs)} training pairs: fewer than one batch of {cfg.batch_size}")
+    return pairs
+
+
+def prepare_training_data(cfg: RankerTrainConfig, pairs: list[Pair], out: Path, metrics: MetricsLog
+                          ) -> RankerTrainingData:
+    """Duplicates, hard negatives (``cfg.negatives == "hard"``) and the dev sets; the retriever is
+    opened only when needed and released on return, before training."""
+    cache_dir = Path(cfg.mining_cache) if cfg.mining_cache else out / "cache"
+    duplicates = DuplicateFilter([p.code for p in pairs], queries=[p.query for p in pairs],
+                                 near_dup_cosine=cfg.near_dup_cosine, near_dup_jaccard=cfg.near_dup_jaccard)
+    key = retriever_key(cfg.retriever)
+    retriever: TextEncoder | None = None
+    mined: MinedNegatives | None = None
+    if cfg.negatives == "hard":
+        retriever, mined = _mine_hard_negatives(cfg, pairs, out, cache_dir, metrics)
+    dev_sets: list[RerankSet] = []
+    if cfg.dev:
+        retriever = retriever or open_retriever(cfg.retriever, device=cfg.device)
+        dev_sets = [retrieve_set(load_beir(d, max_queries=cfg.dev_max_queries, max_corpus=cfg.dev_max_corpus,
+                                           seed=cfg.seed),
+                                 retriever, key=key, depth=cfg.dev_rerank_k, cache_dir=cache_dir)
+                    for d in cfg.dev]
+    return RankerTrainingData(pairs, duplicates, mined, dev_sets, key)
+
+
+def _mine_hard_negatives(cfg: RankerTrainConfig, pairs: list[Pair], out: Path, cache_dir: Path,
+                         metrics: MetricsLog) -> tuple[TextEncoder, MinedNegatives]:
+    t0 = time.perf_counter()
+    retriever = open_retriever(cfg.retriever, device=cfg.device)
+    mined = mine_for_pairs(pairs, cfg.retriever, cfg.mining, cache_dir=cache_dir,
+                           negatives_file=out / NEGATIVES_FILE, encoder=retriever)
+    stats = mined.stats()
+    metrics.write({"type": "mining", "seconds": time.perf_counter() - t0, **stats})
+    print(f"mined hard negatives for {len(pairs)} pairs in {time.perf_counter() - t0:.0f} s: gold rank "
+          f"median {stats['gold_rank_median']:.0f}, gold@1 {stats['gold_at_1']:.2f}, "
+          f"{int(stats['duplicates_skipped'])} duplicates skipped", file=sys.stderr)
+    return retriever, mined
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    steps_per_epoch: int
+    total_steps: int  # over all epochs, capped by --max-steps
+
+    @classmethod
+    def for_run(cls, cfg: RankerTrainConfig, n_pairs: int) -> StepPlan:
+        steps_per_epoch = n_pairs // cfg.batch_size
+        total_steps = steps_per_epoch * cfg.epochs
+        if cfg.max_steps is not None:
+            total_steps = min(total_steps, cfg.max_steps)
+        return cls(steps_per_epoch, total_steps)
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where the steps start: all zero for a fresh run, a checkpoint's saved progress on ``--resume``."""
+
+    checkpoint: Path | None = None
+    step: int = 0
+    epoch: int = 0
+    batches_done: int = 0  # of ``epoch``
+    best_mrr: float | None = None
+    best_step: int = 0
+
+
+def build_model(cfg: RankerTrainConfig, device: torch.device, use_amp: bool, plan: StepPlan
+                ) -> tuple[CrossEncoder, Optimization, StartPoint]:
+    """The ranker and its optimisation, fresh from ``cfg.model`` or restored from ``cfg.resume``."""
+    resume_from = find_resume(cfg.resume, prefix="step", what="ranker checkpoint") if cfg.resume else None
+    model = load_cross_encoder(str(resume_from) if resume_from else cfg.model, device=device,
+                               max_length=cfg.max_length, query_max_length=cfg.query_max_length,
+                               pooling=None if resume_from else cfg.pooling, seed=cfg.seed)
+    opt = Optimization.build(model, cfg.lr, cfg.weight_decay, cfg.warmup_ratio, plan.total_steps, use_amp)
+    start = StartPoint()
+    if resume_from is not None:
+        state, step, epoch, batches_done = opt.restore(resume_from, plan.steps_per_epoch)
+        start = StartPoint(resume_from, step, epoch, batches_done, state.get("best_mrr"),
+                           int(state.get("best_step", 0)))
+        log.info("resuming from %s at step %d", resume_from, step)
+    torch.manual_seed(cfg.seed + start.step)
+    return model, opt, start
 
 
 # ---------------------------------------------------------------------------------------------
 # Training
+
+
+@dataclass
+class _LossMeter:
+    """The smoothed loss and the pairs/s throughput shown on the bar and logged."""
+
+    loss_ema: float | None = None
+    pairs_per_s: float = 0.0
+    window_pairs: int = 0
+    window_t: float = field(default_factory=time.perf_counter)
+
+    def update(self, loss: float, pairs: int, step: int, log_every: int) -> None:
+        self.loss_ema = loss if self.loss_ema is None else 0.9 * self.loss_ema + 0.1 * loss
+        self.window_pairs += pairs
+        now = time.perf_counter()
+        if now - self.window_t >= 1.0 or step % log_every == 0:
+            self.pairs_per_s = self.window_pairs / max(now - self.window_t, 1e-9)
+            self.window_pairs, self.window_t = 0, now
+
+
+class RankerTrainer:
+    """The step loop over epochs, with the periodic dev evaluation and checkpoint."""
+
+    def __init__(self, cfg: RankerTrainConfig, data: RankerTrainingData, model: CrossEncoder, opt: Optimization,
+                 *, plan: StepPlan, start: StartPoint, device: torch.device, metrics: MetricsLog,
+                 settings: dict[str, Any], started: float) -> None:
+        self.cfg, self.data, self.model, self.opt = cfg, data, model, opt
+        self.plan, self.start, self.device = plan, start, device
+        self.metrics, self.settings, self.started = metrics, settings, started
+        self.checkpoints = RankerCheckpoints(Path(cfg.output), best_mrr=start.best_mrr, best_step=start.best_step)
+        self.history: list[dict[str, Any]] = []
+        self.step, self.epoch, self.done_in_epoch = start.step, start.epoch, start.batches_done
+        self.meter = _LossMeter()
+        self.bar: Any = None
+
+    def evaluate_retriever(self) -> None:
+        """The dev metrics of the retriever alone, the baseline the ranker has to beat."""
+        base = {r.name: rerank_metrics(r, None, 0) for r in self.data.dev_sets}
+        self.metrics.write({"type": "eval-retriever", "dev": base,
+                            "dev_mrr": sum(m["mrr"] for m in base.values()) / len(base)})
+        print("retriever alone: " + ", ".join(f"{n} MRR {m['mrr']:.4f}" for n, m in base.items()), file=sys.stderr)
+
+    def run(self) -> None:
+        """Train up to ``plan.total_steps``, checkpointing every ``eval_every`` steps, at the end of
+        each full epoch, and at the end, each step saved once. A checkpoint records the epoch its
+        last step belongs to, so that a run stopped by ``--max-steps`` resumes where it stopped."""
+        self.model.train()
+        for epoch in range(self.start.epoch, self.cfg.epochs):
+            if self.step >= self.plan.total_steps:
+                break
+            self.epoch = epoch
+            self._run_epoch(epoch, self.start.batches_done if epoch == self.start.epoch else 0)
+            if self.step < self.plan.total_steps and not self.checkpoints.holds(self.step):  # end of an epoch
+                self.checkpoint(epoch, self.done_in_epoch)
+                self.model.train()
+        if not self.checkpoints.holds(self.step):
+            self.checkpoint(self.epoch, self.done_in_epoch)
+
+    def _run_epoch(self, epoch: int, first: int) -> None:
+        batches = epoch_batches(len(self.data.pairs), self.cfg.batch_size, self.cfg.seed, epoch)
+        self.done_in_epoch = first
+        for b_idx in range(first, len(batches)):
+            if self.step >= self.plan.total_steps:
+                break
+            loss_value, n_pairs = self._train_step(batches[b_idx])
+            self.step += 1
+            self.done_in_epoch = b_idx + 1
+            self._log_step(epoch, loss_value, n_pairs)
+            every = self.cfg.eval_every
+            if every and self.step % every == 0 and self.step < self.plan.total_steps:
+                self.checkpoint(epoch, self.done_in_epoch)
+                self.model.train()
+
+    def _train_step(self, batch: list[int]) -> tuple[float, int]:
+        """One optimiser step on ``batch``; returns its loss and the number of (query, code) pairs scored."""
+        cfg, data = self.cfg, self.data
+        rng = random.Random(cfg.seed * 1_000_003 + self.step)
+        negatives = sample_negatives(batch, cfg.negatives_per_query, rng, mode=cfg.negatives,
+                                     corpus_size=len(data.pairs), duplicates=data.duplicates, mined=data.mined)
+        q_texts, c_texts, width = build_groups(data.pairs, batch, negatives)
+        feeds = {k: v.to(self.device) for k, v in self.model.encode(q_texts, c_texts).items()}
+        with autocast(self.device):
+            scores = self.model(**feeds)
+        loss = group_loss(scores, width, cfg.temperature)
+        self.opt.step(loss, self.model.parameters(), cfg.max_grad_norm)
+        return float(loss.detach()), len(q_texts)
+
+    def _log_step(self, epoch: int, loss_value: float, n_pairs: int) -> None:
+        meter, step = self.meter, self.step
+        meter.update(loss_value, n_pairs, step, self.cfg.log_every)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{meter.loss_ema:.4f}", pairs_s=f"{meter.pairs_per_s:.1f}", epoch=epoch + 1)
+        if step % self.cfg.log_every == 0 or step == 1:
+            self.metrics.write({"type": "train", "step": step, "epoch": epoch + 1, "loss": loss_value,
+                                "loss_ema": meter.loss_ema, "lr": self.opt.lr, "pairs_per_s": meter.pairs_per_s,
+                                "elapsed_s": time.perf_counter() - self.started})
+
+    def _rerank_dev(self) -> dict[str, dict[str, float]]:
+        k = self.cfg.dev_rerank_k
+        return {rset.name: rerank_metrics(rset, score_candidates(self.model, rset, k, self.cfg.eval_batch_size), k)
+                for rset in self.data.dev_sets}
+
+    def checkpoint(self, epoch: int, batches_done: int) -> None:
+        """Evaluate on dev, save ``step-N`` (and ``best`` when it improved), log and print the result."""
+        cfg, step = self.cfg, self.step
+        record: dict[str, Any] = {"type": "eval", "step": step, "epoch": epoch + 1,
+                                  "elapsed_s": time.perf_counter() - self.started}
+        t0 = time.perf_counter()
+        dev_results = self._rerank_dev()
+        dev_mrr = (sum(r["mrr"] for r in dev_results.values()) / len(dev_results)) if dev_results else None
+        record.update(dev=dev_results, dev_mrr=dev_mrr, eval_seconds=time.perf_counter() - t0)
+        info = {"training": {**self.settings, "step": step, "epoch": epoch + 1, "negatives": cfg.negatives,
+                             "window_start": cfg.window_start, "window_size": cfg.window_size,
+                             "temperature": cfg.temperature, "dev": dev_results, "dev_mrr": dev_mrr,
+                             "dev_rerank_k": cfg.dev_rerank_k, "base_model": cfg.model,
+                             "retriever": cfg.retriever}}
+        ckpt = self.checkpoints.save(self.model, self.opt, step=step, epoch=epoch, batches_done=batches_done,
+                                     dev_mrr=dev_mrr, info=info, config=dataclasses.asdict(cfg))
+        best_step = self.checkpoints.best_step
+        record.update(best_step=best_step, best_dev_mrr=self.checkpoints.best_mrr, checkpoint=str(ckpt))
+        self.metrics.write(record)
+        self.history.append(record)
+        if dev_results:
+            summary = ", ".join(f"{name} MRR@rerank{cfg.dev_rerank_k} {r['mrr']:.4f}"
+                                for name, r in dev_results.items())
+            print(f"\nstep {step}: {summary}; best step {best_step}", file=sys.stderr)
+
+
+def _run_settings(cfg: RankerTrainConfig, data: RankerTrainingData, plan: StepPlan, model: CrossEncoder,
+                  opt: Optimization, device: torch.device, use_amp: bool) -> dict[str, Any]:
+    """The run's derived settings, logged in the config record and saved with each checkpoint."""
+    return {
+        "pairs": len(data.pairs), "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps,
+        "warmup_steps": opt.warmup_steps, "group_size": 1 + cfg.negatives_per_query, "device": str(device),
+        "amp": use_amp, "torch": torch.__version__, "retriever_key": data.retriever_key,
+        "pooling": model.settings.pooling, "max_length": model.settings.max_length,
+    }
+
+
+def _announce(cfg: RankerTrainConfig, plan: StepPlan, n_pairs: int, device: torch.device, use_amp: bool) -> None:
+    print(f"training a ranker on {n_pairs} pairs, {plan.steps_per_epoch} steps/epoch × {cfg.epochs} epochs "
+          f"(max {plan.total_steps} steps), {cfg.batch_size} queries × (1 + {cfg.negatives_per_query}) "
+          f"{cfg.negatives} negatives per step, device {device}" + (" (AMP)" if use_amp else ""),
+          file=sys.stderr)
+
+
+def _progress_bar(cfg: RankerTrainConfig, plan: StepPlan, start: StartPoint) -> Any:
+    if not cfg.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=plan.total_steps, initial=start.step, unit="step", dynamic_ncols=True, file=sys.stderr)
 
 
 def train_ranker(cfg: RankerTrainConfig) -> RankerTrainResult:
@@ -304,183 +540,30 @@ def train_ranker(cfg: RankerTrainConfig) -> RankerTrainResult:
     use_amp = device.type == "cuda" if cfg.amp is None else cfg.amp and device.type == "cuda"
     out = Path(cfg.output)
     out.mkdir(parents=True, exist_ok=True)
-    cache_dir = Path(cfg.mining_cache) if cfg.mining_cache else out / "cache"
     seed_everything(cfg.seed)
 
-    # --- data and negatives
-    pairs = load_ranker_pairs(cfg)
-    if len(pairs) < cfg.batch_size:
-        raise ValueError(f"{len(pairs)} training pairs: fewer than one batch of {cfg.batch_size}")
-    codes = [p.code for p in pairs]
-    duplicates = DuplicateFilter(codes, queries=[p.query for p in pairs], near_dup_cosine=cfg.near_dup_cosine,
-                                 near_dup_jaccard=cfg.near_dup_jaccard)
-    retriever: TextEncoder | None = None
-    key = retriever_key(cfg.retriever)
-    mined: MinedNegatives | None = None
+    pairs = load_training_pairs(cfg)
     metrics = MetricsLog(out / "metrics.jsonl")
-    if cfg.negatives == "hard":
-        t0 = time.perf_counter()
-        retriever = open_retriever(cfg.retriever, device=cfg.device)
-        mined = mine_for_pairs(pairs, cfg.retriever, cfg.mining, cache_dir=cache_dir,
-                               negatives_file=out / NEGATIVES_FILE, encoder=retriever)
-        stats = mined.stats()
-        metrics.write({"type": "mining", "seconds": time.perf_counter() - t0, **stats})
-        print(f"mined hard negatives for {len(pairs)} pairs in {time.perf_counter() - t0:.0f} s: gold rank "
-              f"median {stats['gold_rank_median']:.0f}, gold@1 {stats['gold_at_1']:.2f}, "
-              f"{int(stats['duplicates_skipped'])} duplicates skipped", file=sys.stderr)
-
-    # --- dev sets, ranked once by the frozen retriever
-    dev_sets: list[RerankSet] = []
-    if cfg.dev:
-        retriever = retriever or open_retriever(cfg.retriever, device=cfg.device)
-        for d in cfg.dev:
-            data = load_beir(d, max_queries=cfg.dev_max_queries, max_corpus=cfg.dev_max_corpus, seed=cfg.seed)
-            dev_sets.append(retrieve_set(data, retriever, key=key, depth=cfg.dev_rerank_k, cache_dir=cache_dir))
-    retriever = None  # free the retriever's memory before training
-
-    # --- model and optimisation
-    steps_per_epoch = len(pairs) // cfg.batch_size
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    resume_from = find_resume(cfg.resume, prefix="step", what="ranker checkpoint") if cfg.resume else None
-    model = load_cross_encoder(str(resume_from) if resume_from else cfg.model, device=device,
-                               max_length=cfg.max_length, query_max_length=cfg.query_max_length,
-                               pooling=None if resume_from else cfg.pooling, seed=cfg.seed)
-    opt = Optimization.build(model, cfg.lr, cfg.weight_decay, cfg.warmup_ratio, total_steps, use_amp)
-
-    step, start_epoch, skip_batches = 0, 0, 0
-    best_mrr: float | None = None
-    best_step = 0
-    if resume_from is not None:
-        state, step, start_epoch, skip_batches = opt.restore(resume_from, steps_per_epoch)
-        best_mrr, best_step = state.get("best_mrr"), int(state.get("best_step", 0))
-        log.info("resuming from %s at step %d", resume_from, step)
-    torch.manual_seed(cfg.seed + step)
-
-    settings = {
-        "pairs": len(pairs), "steps_per_epoch": steps_per_epoch, "total_steps": total_steps,
-        "warmup_steps": opt.warmup_steps, "group_size": 1 + cfg.negatives_per_query, "device": str(device),
-        "amp": use_amp, "torch": torch.__version__, "retriever_key": key,
-        "pooling": model.settings.pooling, "max_length": model.settings.max_length,
-    }
+    data = prepare_training_data(cfg, pairs, out, metrics)
+    plan = StepPlan.for_run(cfg, len(pairs))
+    model, opt, start = build_model(cfg, device, use_amp, plan)
+    settings = _run_settings(cfg, data, plan, model, opt, device, use_amp)
     metrics.write({"type": "config", "config": dataclasses.asdict(cfg), **settings})
-    print(f"training a ranker on {len(pairs)} pairs, {steps_per_epoch} steps/epoch × {cfg.epochs} epochs "
-          f"(max {total_steps} steps), {cfg.batch_size} queries × (1 + {cfg.negatives_per_query}) "
-          f"{cfg.negatives} negatives per step, device {device}" + (" (AMP)" if use_amp else ""),
-          file=sys.stderr)
+    _announce(cfg, plan, len(pairs), device, use_amp)
 
-    bar: Any = None
-    if cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr)
-
-    history: list[dict[str, Any]] = []
-    last_ckpt: Path | None = None
-    loss_ema: float | None = None
-    window_pairs, window_t, pairs_per_s = 0, time.perf_counter(), 0.0
-
-    def checkpoint(epoch: int, done_in_epoch: int) -> None:
-        nonlocal best_mrr, best_step, last_ckpt
-        record: dict[str, Any] = {"type": "eval", "step": step, "epoch": epoch + 1,
-                                  "elapsed_s": time.perf_counter() - started}
-        dev_results: dict[str, dict[str, float]] = {}
-        t0 = time.perf_counter()
-        for rset in dev_sets:
-            ranker_scores = score_candidates(model, rset, cfg.dev_rerank_k, cfg.eval_batch_size)
-            dev_results[rset.name] = rerank_metrics(rset, ranker_scores, cfg.dev_rerank_k)
-        dev_mrr = (sum(r["mrr"] for r in dev_results.values()) / len(dev_results)) if dev_results else None
-        record.update(dev=dev_results, dev_mrr=dev_mrr, eval_seconds=time.perf_counter() - t0)
-        ckpt = out / f"step-{step}"
-        info = {"training": {**settings, "step": step, "epoch": epoch + 1, "negatives": cfg.negatives,
-                             "window_start": cfg.window_start, "window_size": cfg.window_size,
-                             "temperature": cfg.temperature, "dev": dev_results, "dev_mrr": dev_mrr,
-                             "dev_rerank_k": cfg.dev_rerank_k, "base_model": cfg.model,
-                             "retriever": cfg.retriever}}
-        model.save(ckpt, extra=info)
-        improved = dev_mrr is not None and (best_mrr is None or dev_mrr > best_mrr)
-        if improved:
-            best_mrr, best_step = dev_mrr, step
-        opt.save(ckpt / STATE_FILE, step=step, epoch=epoch, batches_done=done_in_epoch, best_mrr=best_mrr,
-                 best_step=best_step, config=dataclasses.asdict(cfg))
-        if improved or not dev_sets:
-            if not dev_sets:
-                best_step = step
-            copy_checkpoint(ckpt, out / "best")
-        _prune_checkpoints(out, keep=ckpt)
-        last_ckpt = ckpt
-        record.update(best_step=best_step, best_dev_mrr=best_mrr, checkpoint=str(ckpt))
-        metrics.write(record)
-        history.append(record)
-        if dev_results:
-            summary = ", ".join(f"{name} MRR@rerank{cfg.dev_rerank_k} {r['mrr']:.4f}"
-                                for name, r in dev_results.items())
-            print(f"\nstep {step}: {summary}; best step {best_step}", file=sys.stderr)
-
-    if step == 0 and dev_sets and resume_from is None:
-        base = {r.name: rerank_metrics(r, None, 0) for r in dev_sets}
-        metrics.write({"type": "eval-retriever", "dev": base,
-                       "dev_mrr": sum(m["mrr"] for m in base.values()) / len(base)})
-        print("retriever alone: " + ", ".join(f"{n} MRR {m['mrr']:.4f}" for n, m in base.items()), file=sys.stderr)
-
-    model.train()
-    epoch = start_epoch
-    done_in_epoch = skip_batches
-    for epoch in range(start_epoch, cfg.epochs):
-        if step >= total_steps:
-            break
-        batches = epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch)
-        first = skip_batches if epoch == start_epoch else 0
-        done_in_epoch = first
-        for b_idx in range(first, len(batches)):
-            if step >= total_steps:
-                break
-            batch = batches[b_idx]
-            rng = random.Random(cfg.seed * 1_000_003 + step)
-            negatives = sample_negatives(batch, cfg.negatives_per_query, rng, mode=cfg.negatives,
-                                         corpus_size=len(pairs), duplicates=duplicates, mined=mined)
-            q_texts, c_texts, width = build_groups(pairs, batch, negatives)
-            feeds = {k: v.to(device) for k, v in model.encode(q_texts, c_texts).items()}
-            with autocast(device):
-                scores = model(**feeds)
-            loss = group_loss(scores, width, cfg.temperature)
-            opt.step(loss, model.parameters(), cfg.max_grad_norm)
-            step += 1
-            done_in_epoch = b_idx + 1
-
-            loss_value = float(loss.detach())
-            loss_ema = loss_value if loss_ema is None else 0.9 * loss_ema + 0.1 * loss_value
-            window_pairs += len(q_texts)
-            now = time.perf_counter()
-            if now - window_t >= 1.0 or step % cfg.log_every == 0:
-                pairs_per_s = window_pairs / max(now - window_t, 1e-9)
-                window_pairs, window_t = 0, now
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_ema:.4f}", pairs_s=f"{pairs_per_s:.1f}", epoch=epoch + 1)
-            if step % cfg.log_every == 0 or step == 1:
-                metrics.write({"type": "train", "step": step, "epoch": epoch + 1, "loss": loss_value,
-                               "loss_ema": loss_ema, "lr": opt.lr,
-                               "pairs_per_s": pairs_per_s, "elapsed_s": time.perf_counter() - started})
-            if cfg.eval_every and step % cfg.eval_every == 0 and step < total_steps:
-                checkpoint(epoch, done_in_epoch)
-                model.train()
-        if step < total_steps:  # end of a full epoch
-            checkpoint(epoch, done_in_epoch)
-            model.train()
-    if last_ckpt is None or last_ckpt.name != f"step-{step}":
-        checkpoint(max(epoch, start_epoch), done_in_epoch)
-    if bar is not None:
-        bar.close()
+    trainer = RankerTrainer(cfg, data, model, opt, plan=plan, start=start, device=device, metrics=metrics,
+                            settings=settings, started=started)
+    trainer.bar = _progress_bar(cfg, plan, start)
+    if start.step == 0 and data.dev_sets and start.checkpoint is None:
+        trainer.evaluate_retriever()
+    trainer.run()
+    if trainer.bar is not None:
+        trainer.bar.close()
     seconds = time.perf_counter() - started
-    metrics.write({"type": "done", "steps": step, "seconds": seconds, "best_step": best_step,
-                   "best_dev_mrr": best_mrr})
+    best = trainer.checkpoints
+    metrics.write({"type": "done", "steps": trainer.step, "seconds": seconds, "best_step": best.best_step,
+                   "best_dev_mrr": best.best_mrr})
     metrics.close()
-    best_cfg = out / "best" / "codesearch_ranker.json"
-    if best_cfg.is_file():
-        data = json.loads(best_cfg.read_text(encoding="utf-8"))
-        data.setdefault("training", {})["seconds_total"] = seconds
-        best_cfg.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return RankerTrainResult(best=out / "best", best_step=best_step, best_dev_mrr=best_mrr, steps=step,
-                             seconds=seconds, history=history)
+    best.record_total_seconds(seconds)
+    return RankerTrainResult(best=out / "best", best_step=best.best_step, best_dev_mrr=best.best_mrr,
+                             steps=trainer.step, seconds=seconds, history=trainer.history)

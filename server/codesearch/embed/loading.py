@@ -15,11 +15,13 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from ..types import Encoder
-from .encoder import OnnxEncoder, ProviderError, default_threads
+from . import fp16
+from .encoder import OnnxEncoder, ProviderError, choose_provider
 from .manifest import ModelManifest
-from .model_specs import DEFAULT_MODEL, ModelError, resolve_model
+from .model_specs import DEFAULT_MODEL, ModelError, check_model_spec, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,16 @@ def load_encoder(model: str | None, device: str = "auto",
         return encoder
 
 
+def check_model(model: str | None) -> None:
+    """Fail now, cheaply, for a model spec that cannot load (the model itself is loaded later)."""
+    if os.environ.get(ENCODER_FACTORY_ENV):
+        return
+    try:
+        check_model_spec(model)
+    except ModelError as exc:
+        raise EncoderLoadError(str(exc)) from exc
+
+
 def forget_loaded() -> None:
     """Drop the process-wide encoders (tests; a model folder rewritten in place)."""
     with _lock:
@@ -55,9 +67,27 @@ def forget_loaded() -> None:
 def _onnx(model: str | None, device: str, on_status: Callable[[str], None] | None) -> Encoder:
     try:
         folder = resolve_model(model, on_status)
-        return OnnxEncoder(folder, ModelManifest.read(folder), device=device, threads=default_threads())
+        return open_encoder(folder, ModelManifest.read(folder), device, on_status)
     except (ModelError, ProviderError, ValueError, OSError) as exc:
         raise EncoderLoadError(str(exc)) from exc
+
+
+def open_encoder(folder: Path, manifest: ModelManifest, device: str,
+                 on_status: Callable[[str], None] | None = None) -> OnnxEncoder:
+    """The encoder of an exported folder; on CUDA its parity-checked fp16 copy (see :mod:`.fp16`)."""
+    provider = choose_provider(device).provider
+    if manifest.precision != "fp32" or not fp16.wanted(provider):
+        return OnnxEncoder(folder, manifest, device=device)
+    try:
+        onnx_path, report = fp16.fp16_model(folder, manifest, provider, on_status)
+    except fp16.Fp16Error as exc:
+        message = f"running the fp32 model: {exc}"
+        log.warning("%s", message)
+        if on_status:
+            on_status(message)
+        return OnnxEncoder(folder, manifest, device=device)
+    log.info("fp16 copy %s (min cosine %s to fp32)", onnx_path, report.get("min_cosine"))
+    return OnnxEncoder(folder, manifest, device=device, onnx_path=onnx_path, precision="fp16")
 
 
 def _from_factory(spec: str, model: str | None, device: str) -> Encoder:

@@ -110,20 +110,27 @@ def export_target(spec: str | None) -> tuple[str, Path, str]:
     return spec, models / f"hub-{_slug(spec)}-{EXPORT_VERSION}", spec
 
 
+def exported_folder(spec: str | None) -> Path | None:
+    """The folder ``spec`` names that needs no export: the shipped default for the default spec, or an
+    exported folder given as a path (checked); None where an export (cached or not) is needed."""
+    if spec in (None, "", DEFAULT_MODEL):
+        return shipped_default_model()
+    assert spec is not None
+    path = Path(spec).expanduser()
+    if spec in BASE_MODEL_NAMES or not is_exported_model(path):
+        return None
+    try:
+        ModelManifest.read(path).verify_files(path, check_hash=False)
+    except ManifestError as exc:
+        raise ModelError(f"model folder {path}: {exc}") from exc
+    return path.resolve()
+
+
 def resolve_model(spec: str | None, on_status: Callable[[str], None] | None = None) -> Path:
     """The folder of an exported model for ``spec``, exporting it once if needed."""
-    if spec in (None, "", DEFAULT_MODEL):
-        shipped = shipped_default_model()
-        if shipped is not None:
-            return shipped
-    elif spec not in BASE_MODEL_NAMES:
-        path = Path(spec).expanduser()
-        if is_exported_model(path):
-            try:
-                ModelManifest.read(path).verify_files(path, check_hash=False)
-            except ManifestError as exc:
-                raise ModelError(f"model folder {path}: {exc}") from exc
-            return path.resolve()
+    ready = exported_folder(spec)
+    if ready is not None:
+        return ready
     source, target, model_id = export_target(spec)
     if is_exported_model(target):
         return target
@@ -135,6 +142,12 @@ def resolve_model(spec: str | None, on_status: Callable[[str], None] | None = No
             on_status(f"exporting {model_id} to ONNX (once) into {target}")
         run_export(source, target, model_id)
     return target
+
+
+def check_model_spec(spec: str | None) -> None:
+    """Raise ModelError for a spec that can never load (a bad folder, a file, not an id), without exporting."""
+    if exported_folder(spec) is None:
+        export_target(spec)
 
 
 def run_export(source: str, target: Path, model_id: str) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 
 from .encoder import pad_encodings
 from .manifest import ModelManifest, file_sha256
+from .source_model import load_tokenizer_json, read_source_settings
 
 if TYPE_CHECKING:
     import torch
@@ -60,13 +61,6 @@ class ParityReport:
         return not self.mismatches
 
 
-@dataclass(frozen=True)
-class SourceModelInfo:
-    pooling: str
-    normalize: bool
-    max_length: int
-
-
 def resolve_source(source: str | Path) -> str:
     """A local folder as a string path, or a hub id (downloaded by transformers if allowed)."""
     path = Path(source).expanduser()
@@ -75,54 +69,6 @@ def resolve_source(source: str | Path) -> str:
             raise ExportError(f"{path} is not a Hugging Face model folder (no config.json)")
         return str(path.resolve())
     return str(source)
-
-
-def read_source_info(source: str, config: Any) -> SourceModelInfo:
-    """Pooling, normalisation and length from sentence-transformers' files when present."""
-    pooling, normalize = "mean", True
-    max_length = 0
-    folder = Path(source)
-    if folder.is_dir():
-        pool_cfg = folder / "1_Pooling" / "config.json"
-        if pool_cfg.is_file():
-            cfg = json.loads(pool_cfg.read_text())
-            if cfg.get("pooling_mode_cls_token"):
-                pooling = "cls"
-            elif cfg.get("pooling_mode_max_tokens"):
-                pooling = "max"
-        modules = folder / "modules.json"
-        if modules.is_file():
-            normalize = any("Normalize" in m.get("type", "") for m in json.loads(modules.read_text()))
-        st_cfg = folder / "sentence_bert_config.json"
-        if st_cfg.is_file():
-            max_length = int(json.loads(st_cfg.read_text()).get("max_seq_length") or 0)
-        cs_cfg = folder / "codesearch_training.json"
-        if cs_cfg.is_file():
-            info = json.loads(cs_cfg.read_text())
-            pooling = info.get("pooling", pooling)
-            normalize = bool(info.get("normalize", normalize))
-            max_length = int(info.get("max_length", max_length) or max_length)
-    positions = int(getattr(config, "max_position_embeddings", 512) or 512)
-    if max_length <= 0:
-        max_length = min(512, positions)
-    return SourceModelInfo(pooling=pooling, normalize=normalize, max_length=min(max_length, positions))
-
-
-def _load_tokenizer_json(source: str) -> Any:
-    """A `tokenizers.Tokenizer` with padding and truncation off (the engine sets both per batch)."""
-    from tokenizers import Tokenizer
-
-    path = Path(source) / "tokenizer.json"
-    if path.is_file():
-        tok = Tokenizer.from_file(str(path))
-    else:
-        from transformers import AutoTokenizer
-
-        fast = AutoTokenizer.from_pretrained(source, use_fast=True)
-        tok = fast.backend_tokenizer
-    tok.no_padding()
-    tok.no_truncation()
-    return tok
 
 
 def _pooled_encoder(model: Any, pooling: str, normalize: bool, use_token_types: bool) -> torch.nn.Module:
@@ -170,35 +116,41 @@ def export_encoder(
     max_length: int | None = None,
     pooling: str | None = None,
     normalize: bool | None = None,
-    query_prefix: str = "",
-    document_prefix: str = "",
+    query_prefix: str | None = None,
+    document_prefix: str | None = None,
     fp16: bool = False,
     model_id: str | None = None,
     extra: dict[str, Any] | None = None,
 ) -> ModelManifest:
-    """Export, validate against transformers, and only then move the folder into place."""
+    """Export, validate against transformers, and only then move the folder into place.
+
+    Settings left as None come from the source folder (``source_model.read_source_settings``); an
+    explicit ``max_length`` is still capped by the model's positions.
+    """
     from transformers import AutoConfig, AutoModel
 
     src = resolve_source(source)
     config = AutoConfig.from_pretrained(src)
-    info = read_source_info(src, config)
-    pooling = pooling or info.pooling
-    normalize = info.normalize if normalize is None else normalize
-    max_length = max_length or info.max_length
+    settings = read_source_settings(src, config=config)
+    pooling = pooling or settings.pooling
+    normalize = settings.normalize if normalize is None else normalize
+    max_length = settings.limit(max_length)
+    query_prefix = settings.query_prefix if query_prefix is None else query_prefix
+    document_prefix = settings.document_prefix if document_prefix is None else document_prefix
     model = AutoModel.from_pretrained(src, attn_implementation="sdpa").eval()
     use_token_types = int(getattr(config, "type_vocab_size", 0) or 0) > 0
     inputs: tuple[str, ...] = ("input_ids", "attention_mask") + (
         ("token_type_ids",) if use_token_types else ()
     )
     wrapper = _pooled_encoder(model, pooling, normalize, use_token_types)
-    tokenizer = _load_tokenizer_json(src)
+    tokenizer = load_tokenizer_json(src)
 
     with staged_folder(Path(out_dir)) as staging:
         example = batch_inputs(tokenizer, list(EXAMPLE_TEXTS), max_length, inputs)
         onnx_path = staging / "model.onnx"
         export_dynamo(wrapper, example, "embeddings", onnx_path)
         if fp16:
-            _convert_fp16(onnx_path)
+            convert_fp16(onnx_path)
         tokenizer.save(str(staging / "tokenizer.json"))
         dim = int(getattr(config, "hidden_size", 0))
         manifest = ModelManifest(
@@ -257,7 +209,8 @@ def write_validated(manifest: ModelManifest, report: ParityReport, staging: Path
     return manifest
 
 
-def _convert_fp16(onnx_path: Path) -> None:
+def convert_fp16(onnx_path: Path) -> None:
+    """Rewrite the graph in fp16 weights and activations, keeping fp32 inputs and outputs."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
@@ -274,7 +227,7 @@ def validate_encoder(
     import onnxruntime as ort
     import torch
 
-    tokenizer = _load_tokenizer_json(str(folder))
+    tokenizer = load_tokenizer_json(str(folder))
     feeds = batch_inputs(tokenizer, list(texts), manifest.max_length, manifest.inputs)
     session = ort.InferenceSession(str(folder / manifest.onnx_file), providers=["CPUExecutionProvider"])
     got = session.run([manifest.output], feeds)[0].astype(np.float32)

@@ -12,19 +12,23 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import closing
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 
-from ..chunk.chunker import chunk_file
-from ..languages import detect_language
+import numpy as np
+
+from ..embed.pipeline import EmbeddingPipeline, staged
 from ..types import Encoder
-from ..walk.walker import IgnoreRules, SourceFile, WalkOptions, inspect_file, read_text, walk
-from .graph_sync import follow_texts
-from .store import FileRow, Store, text_hash
+from ..walk.walker import IgnoreRules, SourceFile, WalkOptions, inspect_file, walk
+from .prepare import PreparedFile, Task, prepare, prepared
+from .store import FileRow, Store
 from .vector_index import VectorIndex
+from .vector_writer import RateMeter, VectorWriter
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,7 @@ class SyncReport:
     read_errors: list[tuple[str, str]] = field(default_factory=list)
     touched_texts: set[str] = field(default_factory=set)  # embed hashes of chunks added or removed
     cancelled: bool = False
+    store_s: float = 0.0  # writing the store and its full-text index (the rest is walking, reading, chunking)
 
     @property
     def changed(self) -> bool:
@@ -84,6 +89,7 @@ class EmbedReport:
     reused: int = 0
     elapsed_s: float = 0.0
     cancelled: bool = False
+    stages: dict[str, float] = field(default_factory=dict)  # busy seconds per stage, see embed.pipeline
 
 
 @lru_cache(maxsize=1)
@@ -120,8 +126,13 @@ class Indexer:
 
     # phase one --------------------------------------------------------------------------------
     def sync(self, overlays: Mapping[str, str], cancel: threading.Event | None = None,
-             progress: ProgressCallback | None = None) -> SyncReport:
-        """Re-chunk what changed on disk (or in unsaved editor buffers) and drop what is gone."""
+             progress: ProgressCallback | None = None,
+             on_stored: Callable[[PreparedFile], None] | None = None, parallel: bool = True) -> SyncReport:
+        """Re-chunk what changed on disk (or in unsaved editor buffers) and drop what is gone.
+
+        Files are read and chunked in worker processes when there are many and ``parallel`` (starting
+        them costs a second on a busy machine: not worth it for a sync cut short); this thread writes
+        the store, committing twice a second, so searches see the files synced so far."""
         report = SyncReport()
         if progress:
             progress(Progress(Phase.SCAN))
@@ -129,22 +140,30 @@ class Indexer:
         result = walk(self.root, self.walk_options, self._rules)
         report.skipped = [(s.path, s.reason) for s in result.skipped]
         known = self.store.files()
-        seen: set[str] = set()
+        tasks = [t for t in (self._task(source, known, overlays) for source in result.files) if t is not None]
+        report.unchanged = len(result.files) - len(tasks)
         total = len(result.files)
         last_report = 0.0
-        for done, source in enumerate(result.files, 1):
-            if cancel is not None and cancel.is_set():
-                report.cancelled = True
-                return report
-            seen.add(source.path)
-            self._sync_one(source, known, overlays, report)
-            now = time.monotonic()
-            if progress and (now - last_report > 0.2 or done == total):
-                last_report = now
-                progress(Progress(Phase.CHUNK, files_done=done, files_total=total))
-        for path in set(known) - seen:
-            report.touched_texts |= self.store.delete_file(path)
-            report.removed += 1
+        with self.store.bulk() as bulk, closing(prepared(tasks, parallel)) as items:
+            for done, item in enumerate(items, report.unchanged + 1):
+                if cancel is not None and cancel.is_set():
+                    report.cancelled = True
+                    return report
+                clock = time.perf_counter()
+                self._store(item, known.get(item.source.path), report)
+                bulk.maybe_commit()
+                report.store_s += time.perf_counter() - clock
+                if on_stored is not None and item.chunks:
+                    on_stored(item)
+                now = time.monotonic()
+                if progress and (now - last_report > 0.2 or done == total):
+                    last_report = now
+                    progress(Progress(Phase.CHUNK, files_done=done, files_total=total))
+            for path in set(known) - {source.path for source in result.files}:
+                report.touched_texts |= self.store.delete_file(path)
+                report.removed += 1
+        if progress and not tasks:
+            progress(Progress(Phase.CHUNK, files_done=total, files_total=total))
         return report
 
     def sync_paths(self, paths: Iterable[str], overlays: Mapping[str, str]) -> SyncReport:
@@ -169,31 +188,38 @@ class Indexer:
 
     def _sync_one(self, source: SourceFile, known: Mapping[str, FileRow], overlays: Mapping[str, str],
                   report: SyncReport) -> None:
+        task = self._task(source, known, overlays)
+        if task is None:
+            report.unchanged += 1
+            return
+        self._store(prepare(task), known.get(source.path), report)
+
+    @staticmethod
+    def _task(source: SourceFile, known: Mapping[str, FileRow], overlays: Mapping[str, str]) -> Task | None:
+        """What to read for this file, or None when its size and mtime say it did not change."""
         row = known.get(source.path)
         overlay = overlays.get(source.path)
         if overlay is None and row is not None and row.size == source.size and row.mtime_ns == source.mtime_ns:
-            report.unchanged += 1
+            return None
+        return Task(source, row.hash if row is not None else None, overlay)
+
+    def _store(self, item: PreparedFile, row: FileRow | None, report: SyncReport) -> None:
+        source = item.source
+        if item.error:
+            report.read_errors.append((source.path, item.error))
+            log.warning("cannot read %s: %s", source.path, item.error)
             return
-        try:
-            text = overlay if overlay is not None else read_text(source.abs_path)
-        except OSError as exc:
-            report.read_errors.append((source.path, str(exc)))
-            log.warning("cannot read %s: %s", source.path, exc)
-            return
-        digest = text_hash(text)
-        if row is not None and row.hash == digest:
+        if item.unchanged:
             self.store.touch_file(source.path, source.size, source.mtime_ns)
             report.unchanged += 1
             return
-        language = source.language or detect_language(source.path) or "text"
-        chunked = chunk_file(source.path, text, language)
-        if chunked.parse_failed:
+        if item.parse_failed:
             report.parse_failed.append(source.path)
         # An editor buffer's text is not what is on disk: record an impossible mtime so the file is
         # read again once the buffer is closed or saved.
-        mtime_ns = -1 if overlay is not None else source.mtime_ns
-        report.touched_texts |= self.store.replace_file(source.path, source.size, mtime_ns, digest, language,
-                                                        chunked.parse_failed, chunked.chunks)
+        mtime_ns = -1 if item.overlay else source.mtime_ns
+        report.touched_texts |= self.store.replace_file(source.path, source.size, mtime_ns, item.digest,
+                                                        item.language, item.parse_failed, item.chunks, item.terms)
         if row is None:
             report.added += 1
         else:
@@ -203,42 +229,48 @@ class Indexer:
     def embed_pending(self, encoder: Encoder, index: VectorIndex, cancel: threading.Event | None = None,
                       progress: ProgressCallback | None = None, batch_size: int = 64,
                       on_batch: Callable[[], None] | None = None) -> EmbedReport:
-        """Embed every chunk text lacking a vector for this model; each batch joins the HNSW graph."""
+        """Embed every chunk text lacking a vector for this model; each batch of vectors joins the graph.
+
+        The texts go through the embedding pipeline (tokenised ahead, several workers, newest files
+        first); vectors reach the store and the graph in batches (``on_batch`` runs after each).
+        """
+        hashes = self.store.pending_hashes(encoder.model_key)
+        pipeline = EmbeddingPipeline(staged(encoder, batch_size), self._texts_of(hashes), cancel=cancel)
+        return self.write_embedded(pipeline, encoder.model_key, index, len(hashes), cancel, progress, on_batch)
+
+    def write_embedded(self, pipeline: EmbeddingPipeline[str], model_key: str, index: VectorIndex, to_embed: int,
+                       cancel: threading.Event | None = None, progress: ProgressCallback | None = None,
+                       on_batch: Callable[[], None] | None = None,
+                       ready: Iterable[tuple[list[str], np.ndarray]] = ()) -> EmbedReport:
+        """Store what ``pipeline`` embeds (after ``ready``, batches it handed over already) and bring the
+        graph in step with it, in batches; closes the pipeline."""
         report = EmbedReport()
         start = time.monotonic()
-        model_key = encoder.model_key
         files, chunks, _ = self.store.counts(model_key)
-        to_embed = self.store.count_pending(model_key)
-        recent: list[tuple[float, int]] = []
-        done = 0
-        queue: list[tuple[str, str]] = []
-        while True:
-            if cancel is not None and cancel.is_set():
-                report.cancelled = True
-                break
-            if not queue:
-                # One scan of the store fetches many batches' worth, newest files first.
-                queue = self.store.pending_embeddings(model_key, batch_size * 32)
-                queue.reverse()
-            if not queue:
-                break
-            pending = [queue.pop() for _ in range(min(batch_size, len(queue)))]
-            hashes = [h for h, _ in pending]
-            vectors = encoder.encode_documents([t for _, t in pending])
-            self.store.put_vectors(model_key, hashes, vectors)
-            follow_texts(self.store, model_key, index, hashes)
-            done += len(pending)
-            report.embedded += len(pending)
-            now = time.monotonic()
-            recent.append((now, len(pending)))
-            recent = [(t, n) for t, n in recent if now - t < 30.0]
-            window = max(now - recent[0][0], 1e-3) if len(recent) > 1 else max(now - start, 1e-3)
-            rate = sum(n for _, n in recent[1:]) / window if len(recent) > 1 else done / window
-            if progress:
-                left = max(to_embed - done, 0)
-                progress(Progress(Phase.EMBED, files_done=files, files_total=files, chunks=chunks, embedded=done,
-                                  to_embed=to_embed, rate=rate, eta_s=left / rate if rate > 0 else None))
-            if on_batch:
-                on_batch()
+        meter = RateMeter(start)
+        writer = VectorWriter(self.store, index, model_key)
+        try:
+            for keys, vectors in chain(ready, pipeline):
+                report.embedded += len(keys)
+                if writer.add(keys, vectors) and on_batch:
+                    on_batch()
+                if progress:
+                    rate = meter.update(len(keys))
+                    left = max(to_embed - report.embedded, 0)
+                    progress(Progress(Phase.EMBED, files_done=files, files_total=files, chunks=chunks,
+                                      embedded=report.embedded, to_embed=to_embed, rate=rate,
+                                      eta_s=left / rate if rate > 0 else None))
+        finally:
+            pipeline.close()
+            writer.flush()
+        report.cancelled = cancel is not None and cancel.is_set()
         report.elapsed_s = time.monotonic() - start
+        report.stages = {**pipeline.stats.as_dict(), "store_s": writer.store_s, "hnsw_s": writer.hnsw_s}
         return report
+
+    def _texts_of(self, hashes: list[str], page: int = 512) -> Iterator[tuple[str, str]]:
+        """(hash, text) in the given order, read a page at a time; hashes no chunk has any more are left out."""
+        for start in range(0, len(hashes), page):
+            part = hashes[start:start + page]
+            texts = self.store.texts_for(part)
+            yield from ((h, texts[h]) for h in part if h in texts)

@@ -45,6 +45,7 @@ class VectorIndex:
         self._labels: set[int] = set()  # live labels
         self._deleted: set[int] = set()  # labels still in the structure, marked deleted (a superset)
         self._lock = threading.RLock()
+        self.changes = 0  # labels added or removed since the graph was loaded or saved
 
     def __len__(self) -> int:
         return len(self._labels)
@@ -69,6 +70,7 @@ class VectorIndex:
                 if label in self._labels:
                     continue
                 if label in self._deleted and self._undelete(label):
+                    self.changes += 1
                     continue
                 fresh.append(position)
             if not fresh:
@@ -80,6 +82,7 @@ class VectorIndex:
             # New labels may take the slot of a deleted one, whose label then leaves the structure.
             self._index.add_items(vectors[fresh], ids[fresh], replace_deleted=True)
             self._labels.update(int(ids[i]) for i in fresh)
+            self.changes += len(fresh)
             if self._deleted:
                 self._deleted = {int(i) for i in self._index.get_ids_list()} - self._labels
 
@@ -99,6 +102,7 @@ class VectorIndex:
                     continue
                 self._labels.discard(label)
                 self._deleted.add(label)
+                self.changes += 1
                 with contextlib.suppress(RuntimeError):  # already deleted
                     self._index.mark_deleted(label)
 
@@ -138,6 +142,7 @@ class VectorIndex:
         meta_tmp.write_text(json.dumps(sidecar))
         os.replace(tmp, path)
         os.replace(meta_tmp, path.with_name(path.name + ".json"))
+        self.changes = 0
 
     def _write_graph(self, tmp: Path) -> None:
         """hnswlib writes without checking for errors: make sure the disk has room, then that it

@@ -16,6 +16,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.protocol import LanguageServerProtocol
 from pygls.uris import from_fs_path, to_fs_path
 
+from ..languages import UnknownLanguage, check_languages
 from ..types import SearchHit
 from .validation import refuse_non_strings
 
@@ -77,7 +78,10 @@ def _languages(languages: Any) -> tuple[str, ...]:
         languages = [languages]
     if not isinstance(languages, list) or not all(isinstance(x, str) for x in languages):
         raise _invalid("languages must be a list of language names")
-    return tuple(x.lower() for x in languages)
+    try:
+        return check_languages(languages)
+    except UnknownLanguage as exc:
+        raise _invalid(str(exc)) from exc
 
 
 def _optional_str(raw: dict[str, Any], key: str, message: str) -> str | None:

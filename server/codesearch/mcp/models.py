@@ -10,8 +10,8 @@ class Hit(BaseModel):
     the snippet cut to the token budget, and the root when the server has several."""
 
     path: str = Field(description="path relative to its root, POSIX separators")
-    start_line: int = Field(description="first line, 1-based")
-    end_line: int = Field(description="last line, inclusive")
+    start_line: int = Field(description="first line, 1-based: where the definition starts")
+    end_line: int = Field(description="last line, inclusive: where the definition ends")
     symbol: str = Field(description="the definition's name; empty for module code and line windows")
     container: str = Field(description="enclosing class or module names, dot-separated")
     qualified_name: str
@@ -20,6 +20,9 @@ class Hit(BaseModel):
     score: float = Field(description="search: the fused relevance score; find_related: cosine similarity")
     snippet: str = Field(description="the first lines of the code, dedented, blank lines dropped")
     sources: list[str] = Field(description="which retrievers found it: dense, lexical, symbol")
+    match_start_line: int = Field(description="first line of the part that matched (a window of a long "
+                                  "definition); the snippet is from it")
+    match_end_line: int = Field(description="last line of the part that matched, inclusive")
     root: str | None = Field(default=None, description="the root folder, when the server has several")
     repo: str | None = Field(default=None, description="the repository, for a hit from a mounted shards folder")
 

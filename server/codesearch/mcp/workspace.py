@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..engine import Engine, EngineConfig, EngineError
 from ..index.indexer import Progress
+from ..languages import UnknownLanguage, check_languages
 from ..query.filters import glob_match, under_folder
 from ..query.merge import merge_hits
 from ..query.related import chunk_hit
@@ -64,7 +65,10 @@ class Related:
 
 
 def parse_languages(language: str | None) -> list[str]:
-    return [x.strip().lower() for x in (language or "").split(",") if x.strip()]
+    try:
+        return list(check_languages((language or "").split(",")))
+    except UnknownLanguage as exc:
+        raise ArgumentError(str(exc)) from exc
 
 
 class Workspace:
@@ -218,7 +222,8 @@ class Workspace:
             key = (source.root, source.repo, hit.path)
             if key not in texts:
                 texts[key] = source.engine.file_chunk_texts(hit.path) if source.engine is not None else {}
-            out.append(RootHit(source.root, hit, texts[key].get((hit.start_line, hit.end_line), ""), source.repo))
+            span = (hit.match_start_line or hit.start_line, hit.match_end_line or hit.end_line)
+            out.append(RootHit(source.root, hit, texts[key].get(span, ""), source.repo))
         return out
 
     # related code ------------------------------------------------------------------------------------

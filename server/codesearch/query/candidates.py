@@ -1,22 +1,25 @@
 """Gather the chunks worth scoring for a query, with the evidence each retriever has for them.
 
-Dense candidates come from the HNSW graph, lexical ones from FTS5, exact symbol matches from the
-chunk table. The graph holds one vector per unique text: a dense hit stands for every chunk with
-that text (up to ``DENSE_COPIES`` of them; scoring and the per-file damping choose among copies).
-A candidate found only lexically still gets its exact cosine from its stored vector, so every
-embedded candidate is scored on the same dense scale.
+Dense candidates come from the HNSW graph, lexical ones from FTS5 (their BM25 becomes the share of
+the query's BM25 weight they reach, :func:`.scoring.lexical_share`), chunks named by the query from
+the chunk table (the scoring decides how well the name matches). The graph holds one vector per
+unique text: a dense hit stands for every chunk with that text (up to ``DENSE_COPIES`` of them;
+scoring and the per-file damping choose among copies). A candidate found only lexically still gets
+its exact cosine from its stored vector, so every embedded candidate is scored on the same dense
+scale; candidates without a vector yet get a stand-in cosine (:func:`.scoring.stand_in_cosines`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..index.identifiers import looks_like_identifier, query_terms
+from ..index.identifiers import query_terms
 from ..index.store import ChunkRow, Store
 from ..index.vector_index import VectorIndex
 from ..types import Encoder, SearchMode, Vectors
 from .filters import SearchFilters
-from .scoring import Evidence, RankingWeights
+from .intent import as_identifier, mentioned_names
+from .scoring import Evidence, RankingWeights, extends_elsewhere, fts5_idf, lexical_share, stand_in_cosines
 
 FILTERED_WIDENING = 4  # filters drop candidates after retrieval: fetch this many times more
 DENSE_COPIES = 64  # chunks one dense hit may stand for; copies beyond differ only by path and name
@@ -40,7 +43,7 @@ class Gathered:
 class _Found:
     dense: float | None = None
     lexical: float = 0.0
-    exact: bool = False
+    head: str = ""  # the first lines of a chunk the query names (symbol lookups read them)
     sources: set[str] = field(default_factory=set)
 
 
@@ -56,14 +59,15 @@ def gather(store: Store, index: VectorIndex | None, encoder: Encoder | None, que
     lexical_used = False
     if mode != SearchMode.DENSE:
         lexical_used = _add_lexical(found, store, query, weights.lexical_candidates * widen)
-    rows = store.chunk_rows(found)
+    rows = store.chunk_rows(found, with_text=False)
     accepted = {cid: row for cid, row in rows.items() if filters.accepts(row.chunk.path, row.chunk.language)}
     if query_vec is not None and encoder is not None:
         _fill_dense(found, accepted, store, encoder.model_key, query_vec)
-    candidates = [
-        Candidate(row, Evidence(dense=f.dense, lexical=f.lexical, exact=f.exact), tuple(sorted(f.sources)))
-        for cid, f in found.items() if (row := accepted.get(cid)) is not None
-    ]
+    kept = [(row, found[cid]) for cid, row in accepted.items()]
+    stand_ins = stand_in_cosines([f.dense for _, f in kept], [f.lexical for _, f in kept], weights)
+    candidates = [Candidate(row, Evidence(f.dense, f.lexical, guess, extends_elsewhere(row.chunk.language, f.head)),
+                            tuple(sorted(f.sources)))
+                  for (row, f), guess in zip(kept, stand_ins, strict=True)]
     return Gathered(candidates, dense_used=query_vec is not None, lexical_used=lexical_used)
 
 
@@ -80,17 +84,26 @@ def _add_dense(found: dict[int, _Found], store: Store, index: VectorIndex, query
 def _add_lexical(found: dict[int, _Found], store: Store, query: str, k: int) -> bool:
     terms = query_terms(query)
     lexical = store.lexical_search(terms, k)
-    best = max((s for _, s in lexical), default=0.0)
-    for chunk_id, score in lexical:
+    rows, hits = store.term_rows(terms) if lexical else (0, {})
+    idfs = [fts5_idf(rows, hits.get(t, 0)) for t in terms]
+    for chunk_id, bm25 in lexical:
         item = found.setdefault(chunk_id, _Found())
-        item.lexical = score / best if best > 0 else 0.0
+        item.lexical = lexical_share(bm25, idfs)
         item.sources.add("lexical")
-    if looks_like_identifier(query):
-        for chunk_id in store.symbol_matches(query.rstrip("()")):
+    for name in _names_asked(query):
+        for chunk_id, head in store.symbol_matches(name):
             item = found.setdefault(chunk_id, _Found())
-            item.exact = True
             item.sources.add("symbol")
+            item.head = head
     return bool(terms)
+
+
+def _names_asked(query: str) -> list[str]:
+    """The symbols worth looking up: the query's one name, or the names inside a sentence."""
+    identifier = as_identifier(query)
+    names = [identifier] if identifier is not None else [*mentioned_names(query),
+                                                          *mentioned_names(query, capitalised=True)]
+    return list(dict.fromkeys(n.name for n in names))
 
 
 def _fill_dense(found: dict[int, _Found], rows: dict[int, ChunkRow], store: Store, model_key: str,

@@ -1,7 +1,19 @@
 """One result list out of several indexes (workspace folders, MCP roots, shards).
 
-Fused scores are absolute (a cosine plus bounded evidence terms), so hits of different indexes are
-ordered by score; ties keep each source's own order and the sources' order.
+Hits of different indexes are ordered by score; ties keep each source's own order and the sources'
+order. What makes fused scores comparable across indexes (:mod:`.scoring`), and where it stops:
+
+- the cosine is the same number in every index that uses the same model (one process loads one);
+- the lexical evidence is BM25 as a share of what the query's terms can score at most (0..1), not
+  BM25 over the best candidate's: a weak keyword match stays weak next to a strong one elsewhere.
+  The terms' idf is counted per index, so a word common in one index and rare in another weighs
+  differently in each; on the test fixture a chunk's score moves by under 0.03 between its own
+  index and one holding both (tests/test_merge.py);
+- name boosts and location penalties are constants;
+- not comparable: chunks without a vector yet get a stand-in cosine calibrated on their own index's
+  embedded candidates; location questions' file evidence is measured against the index's own
+  median candidate; an index searched without its model (keywords only) or with a ranker (which
+  reorders score slots) scores on its own terms. Such lists still merge, less exactly.
 """
 
 from __future__ import annotations

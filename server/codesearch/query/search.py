@@ -1,23 +1,35 @@
 """Answer a query: gather candidates, score each with the pure fused score, order, cut, re-rank.
 
-The fused score of a candidate is its exact cosine to the query plus weighted lexical evidence,
-boosts for an exact symbol match and for query words in the symbol or path, minus small penalties
-for tests, examples, generated code and non-definition chunks (:mod:`.scoring`). Further hits from
-one file are damped so no file floods the top. A configured ranker re-orders the top ``rerank_k``.
+The fused score of a candidate is its exact cosine to the query (or a calibrated stand-in while it
+has no vector) plus weighted lexical evidence, boosts for the query's names and for query words in
+the symbol or path, minus penalties for tests, examples, stubs, vendored and generated code and
+non-definition chunks (:mod:`.scoring`). Location questions add file-level evidence. Further hits
+from one file are damped so no file floods the top. A configured ranker re-orders the top
+``rerank_k``. A hit on a window of a long definition reports the definition's own lines; the
+window's lines are its ``match_start_line``/``match_end_line``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..index.identifiers import query_terms
 from ..index.store import Store
 from ..index.vector_index import VectorIndex
-from ..types import Encoder, SearchHit, SearchMode
+from ..types import Chunk, Encoder, SearchHit, SearchMode
 from .candidates import Candidate, gather
 from .filters import SearchFilters
 from .rerank import OnnxRanker, RerankInfo, rerank_hits
-from .scoring import QueryContext, RankingWeights, Scored, diversify, score_chunk
+from .scoring import (
+    QueryContext,
+    RankingWeights,
+    Scored,
+    diversify,
+    file_boosts,
+    score_chunk,
+    stubs_below_implementations,
+)
 
 
 @dataclass(frozen=True)
@@ -46,21 +58,34 @@ def run_search(store: Store, index: VectorIndex | None, encoder: Encoder | None,
         key=lambda s: (-s.score, s.chunk.path, s.chunk.start_line),
     )
     if mode == SearchMode.FUSED:
+        scored = stubs_below_implementations(file_boosts(scored, context, weights), context)
         scored = diversify(scored, weights.same_file_penalty)
     depth = max(limit, rerank_k) if ranker is not None else limit
-    top = scored[:depth]
+    texts = store.chunk_texts(s.key for s in scored[:depth])
+    top = [Scored(dataclasses.replace(s.chunk, text=texts.get(s.key, "")), s.score, s.key) for s in scored[:depth]]
     terms = query_terms(query)
-    hits = [_to_hit(s, by_id[s.key], terms) for s in top]
+    hits = [_to_hit(s, by_id[s.key], terms, _definition_span(store, s.chunk)) for s in top]
     hits, info = rerank_hits(ranker, query, hits, [s.chunk.text for s in top], rerank_k)
     return SearchOutcome(hits[:limit], gathered.dense_used, gathered.lexical_used, info)
 
 
-def _to_hit(scored: Scored, candidate: Candidate, terms: list[str]) -> SearchHit:
+def _definition_span(store: Store, chunk: Chunk) -> tuple[int, int]:
+    """The lines of the whole definition a window belongs to; a chunk's own lines otherwise."""
+    if not chunk.part:
+        return chunk.start_line, chunk.end_line
+    for start, end in store.definition_spans(chunk.path, chunk.container, chunk.symbol):
+        if start <= chunk.start_line <= end:
+            return start, max(end, chunk.end_line)
+    return chunk.start_line, chunk.end_line
+
+
+def _to_hit(scored: Scored, candidate: Candidate, terms: list[str], span: tuple[int, int]) -> SearchHit:
     chunk = scored.chunk
     return SearchHit(
-        path=chunk.path, start_line=chunk.start_line, end_line=chunk.end_line, symbol=chunk.symbol,
+        path=chunk.path, start_line=span[0], end_line=span[1], symbol=chunk.symbol,
         container=chunk.container, kind=chunk.kind, language=chunk.language, score=round(scored.score, 4),
         snippet=make_snippet(chunk.text, terms), sources=candidate.sources,
+        match_start_line=chunk.start_line, match_end_line=chunk.end_line,
     )
 
 
