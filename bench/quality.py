@@ -513,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
             rankings[mode] = ranks
             entry["modes"][mode] = metrics
             entry["ms_per_query"][mode] = round(ms, 2)
+            entry.setdefault("reciprocal_ranks", {})[mode] = {  # per query: compare_quality's paired intervals
+                q: round(query_metrics(r, ds.qrels[q])["mrr"], 6) for q, r in ranks.items()}
             log(f"  {mode:8s} MRR {metrics['mrr']:.3f}  NDCG@10 {metrics['ndcg@10']:.3f}  "
                 f"R@10 {metrics['r@10']:.3f}  ({ms:.1f} ms/query)")
         if "dense" in rankings and "lexical" in rankings:

@@ -20,6 +20,11 @@ What is measured (every figure comes from this run; extrapolations say so):
     python bench/speed.py                      # stdlib, 2000-chunk embedded subset
     python bench/speed.py --embed-limit 500    # quicker
     python bench/speed.py --json
+    python bench/speed.py --models default,minilm --rounds 3   # embedding speed only, side by side
+
+With ``--models`` only the embedding of the subset is measured, once per model per round, the models
+interleaved within each round (so a change in machine load hits all of them alike); the table gives
+each round's chunks/s, the median, and the ratio of each model's median to the first model's.
 
 Throughput modes (bench/throughput.py; each prints its own report): ``--stages [--device cuda]`` (per-stage
 breakdown, walk to a saved index), ``--layouts`` (CPU worker layouts side by side), ``--scaling 1,2,4,8,16``
@@ -123,12 +128,12 @@ def tree_stats(root: Path, rel_files: list[Path]) -> dict[str, Any]:
 
 
 # engine helpers ----------------------------------------------------------------------------------------
-def fresh_engine(root: Path, device: str) -> Any:
+def fresh_engine(root: Path, device: str, model: str | None = None) -> Any:
     from codesearch.engine import Engine, EngineConfig
     from codesearch.paths import workspace_dir
 
     shutil.rmtree(workspace_dir(root), ignore_errors=True)
-    return Engine(root, EngineConfig(device=device), on_message=lambda m: log(f"  engine: {m}"))
+    return Engine(root, EngineConfig(device=device, model=model), on_message=lambda m: log(f"  engine: {m}"))
 
 
 def chunk_counts(engine: Any) -> dict[str, int]:
@@ -260,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--save", type=Path, default=None, help="also write the JSON report here")
+    parser.add_argument("--models", default=None,
+                        help="comma-separated model specs (as --model takes them): compare their embedding "
+                             "speed side by side on the subset, and measure nothing else")
+    parser.add_argument("--rounds", type=int, default=3, help="with --models: rounds of all models")
     args = parser.parse_args(argv)
 
     chunker_note = ensure_chunker()
@@ -322,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     subset = pick_subset(counts, args.embed_limit, args.seed)
     copy_tree(full_root, sub_root, [Path(p) for p in subset])
     log(f"subset: {len(subset)} files, ~{sum(counts[p] for p in subset)} chunks → {sub_root}")
+    if args.models:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        return compare_models(args, report, sub_root, models, total)
     engine = fresh_engine(sub_root, args.device)
     clock = Stopwatch()
     encoder = engine.encoder
@@ -429,6 +441,63 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report, indent=2))
     else:
         print_report(report)
+    return 0
+
+
+def embed_once(root: Path, device: str, model: str) -> dict[str, Any]:
+    """Embed the whole subset from an empty index with ``model``: chunks/s and tokens/s."""
+    engine = fresh_engine(root, device, None if model == "default" else model)
+    try:
+        engine.sync()
+        emb = engine.embed()
+        tokens = count_tokens(engine.encoder, chunk_texts(engine))
+        manifest = getattr(engine.encoder, "manifest", None)
+        return {"embedded": emb.embedded, "seconds": round(emb.elapsed_s, 2),
+                "chunks_per_s": round(emb.embedded / emb.elapsed_s, 2) if emb.elapsed_s else float("nan"),
+                "tokens": tokens, "tokens_per_s": round(tokens / emb.elapsed_s, 1) if emb.elapsed_s else float("nan"),
+                "model": manifest.id if manifest else model, "max_length": manifest.max_length if manifest else None,
+                "precision": manifest.precision if manifest else None,
+                "provider": getattr(engine.encoder, "provider", "")}
+    finally:
+        engine.close()
+
+
+def compare_models(args: argparse.Namespace, report: dict[str, Any], root: Path, models: list[str],
+                   total: Stopwatch) -> int:
+    """Embedding speed of several models on one subset, interleaved in rounds."""
+    for model in models:  # load (and export, for a model that needs it) before timing anything
+        fresh_engine(root, args.device, None if model == "default" else model).close()
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in models}
+    for n in range(args.rounds):
+        for model in models:
+            run = embed_once(root, args.device, model)
+            runs[model].append(run)
+            log(f"  round {n + 1}: {model}: {run['embedded']} chunks in {run['seconds']} s "
+                f"({run['chunks_per_s']} chunks/s)")
+    first = median([r["chunks_per_s"] for r in runs[models[0]]])
+    report["compare"] = {m: {"runs": rs, "median_chunks_per_s": median([r["chunks_per_s"] for r in rs]),
+                             "ratio_to_first": round(median([r["chunks_per_s"] for r in rs]) / first, 2)}
+                         for m, rs in runs.items()}
+    report["machine"] = machine_info()
+    report["elapsed_s"] = round(total.elapsed, 1)
+    report["load_after"] = load_average()
+    if args.save:
+        args.save.parent.mkdir(parents=True, exist_ok=True)
+        args.save.write_text(json.dumps(report, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    m = report["machine"]
+    print(f"# embedding speed, side by side\n\ncommand: {report['command']}\nmachine: {m['cpu']} ×{m['affinity']} "
+          f"cores; onnxruntime {m.get('onnxruntime')}; load average before/after: {report['load_before']} / "
+          f"{report['load_after']}\nsubset: {root} ({args.rounds} rounds, models interleaved)\n")
+    rows = []
+    for model, c in report["compare"].items():
+        r0 = c["runs"][0]
+        rows.append([model, f"{r0['model']} ({r0['precision']}, max_length {r0['max_length']})",
+                     ", ".join(str(r["chunks_per_s"]) for r in c["runs"]), c["median_chunks_per_s"],
+                     f"{c['ratio_to_first']}×"])
+    print(table(["model", "what", "chunks/s per round", "median chunks/s", "vs first"], rows, fmt="{:.1f}"))
     return 0
 
 

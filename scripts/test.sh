@@ -9,7 +9,7 @@
 # or needs them installed; see scripts/test-extension-e2e.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --dev
 # The scale extra (Ray), so that the index shards tests run here and in CI.
 .venv/bin/python -c "import ray" 2>/dev/null || .venv/bin/python -m pip install -q -e ".[scale]"
 # Neovim (Debian's 0.7 build) drives the language server as a real third-party client.

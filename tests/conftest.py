@@ -46,7 +46,44 @@ def stop_background_indexers(base: Path) -> None:
 
 @pytest.fixture(scope="session")
 def default_model_dir() -> Path:
-    """The embedded default exported to ONNX once per test session (shared cache across runs)."""
+    """The default model's folder: the shipped one, or else the base model exported once (shared cache)."""
     from codesearch.embed.model_specs import resolve_model
 
     return resolve_model(None)
+
+
+@pytest.fixture(scope="session")
+def stand_in_models_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``codesearch_models`` package folder whose ``default/`` is a tiny exported encoder: stands in
+    for the shipped default model where the mechanism, not the model, is under test."""
+    pytest.importorskip("torch")
+    from codesearch.embed.onnx_export import export_encoder
+    from codesearch_trainer.testing import tiny_bert
+
+    root = tmp_path_factory.mktemp("stand-in") / "codesearch_models"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    tiny = tiny_bert(tmp_path_factory.mktemp("tiny") / "bert", max_length=64)
+    export_encoder(tiny, root / "default", model_id="tiny stand-in for the shipped default")
+    return root
+
+
+def source_copy(dest: Path) -> Path:
+    """The repository's files (tracked and untracked, not ignored) copied to ``dest``: builds there
+    leave no ``build/`` in the checkout and cannot pick up stale files from one."""
+    import shutil
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=repo, capture_output=True,
+                            check=False)
+    if listed.returncode != 0:  # not a git checkout
+        shutil.copytree(repo, dest, ignore=shutil.ignore_patterns(".venv", "build", "*.egg-info", "node_modules",
+                                                                  ".git"))
+        return dest
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        src = repo / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest

@@ -1,4 +1,4 @@
-"""codesearch-ls with the real default model (exported to ONNX once, cached across runs)."""
+"""codesearch-ls with the real default model (shipped exported with codesearch)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from codesearch.embed.loading import ENCODER_FACTORY_ENV
+from codesearch.embed.manifest import ModelManifest
 from fixture_repo import make_repo
 from test_lsp import server_env, start_client, stop_client, top
 
@@ -19,7 +20,8 @@ async def test_real_model_end_to_end(tmp_path: Path, default_model_dir: Path) ->
     client = await start_client([repo], env=env, init_options={"device": "cpu"})
     try:
         status = await client.wait_ready(timeout=240)
-        assert "all-MiniLM-L6-v2" in status["model"] and status["provider"] == "CPUExecutionProvider"
+        assert status["model"] == ModelManifest.read(default_model_dir).id
+        assert status["provider"] == "CPUExecutionProvider"
         assert status["embedded"] == status["chunks"] > 0
 
         # natural language, no shared identifiers with the answer

@@ -51,3 +51,26 @@ def test_export_parity_and_int8_report(tmp_path: Path) -> None:
     ModelManifest.read(out8).verify_files(out8)
     got8 = OrtEncoder(out8).encode_documents(texts)
     assert _cos(got8, reference).mean() == pytest.approx(report.mean_cosine, abs=1e-4)
+    # weights only: fp32 arithmetic, so closer to the reference, and the same vectors in any batch
+    outw = tmp_path / "onnxw"
+    shutil.copytree(out, outw)
+    report_w = quantize_int8(outw, tiny, weights_only=True)
+    mw = ModelManifest.read(outw)
+    assert mw.precision == "int8" and mw.extra["int8"]["weights_only"] is True
+    import onnx
+
+    graph = onnx.load(str(outw / "model.onnx")).graph
+    dequantised = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    matmuls = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in dequantised]
+    assert len(matmuls) >= 2 * 6  # per layer: q, k, v, attention output, two FFN
+    assert any(t.data_type == onnx.TensorProto.INT8 and t.dims[0] > 100 for t in graph.initializer)  # words
+    enc_w = OrtEncoder(outw)
+    together = enc_w.encode_documents(texts)
+    alone = np.concatenate([enc_w.encode_documents([t]) for t in texts])
+    assert _cos(together, alone).min() > 0.99999
+    assert _cos(together, reference).min() >= 0.999 and report_w.min_cosine >= 0.999
+    assert report_w.min_cosine >= report.min_cosine
+
+    recorded = json.loads((out8 / "reference.json").read_text())
+    assert recorded["texts"] == texts and recorded["max_length"] == 64
+    np.testing.assert_allclose(np.array(recorded["embeddings"]), reference, atol=1e-5)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+import torch
 from click.testing import CliRunner
 from codesearch_trainer.cli import main
 from codesearch_trainer.model import TRAINER_CONFIG, load_encoder
 from codesearch_trainer.testing import tiny_bert
-from codesearch_trainer.train import STATE_FILE, TrainConfig, train
+from codesearch_trainer.train import STATE_FILE, Optimization, TrainConfig, train
 
 VERBS = ["read", "write", "parse", "load", "save", "sort", "merge", "split", "find", "delete", "update", "check"]
 NOUNS = ["file", "json", "config", "user", "cache", "list", "date", "url"]
@@ -109,6 +111,33 @@ def test_resume_continues_where_it_stopped(tiny: Path, pairs_file: Path, tmp_pat
     steps = [r["step"] for r in _records(out, "train")]
     assert steps == list(range(1, 13))
     assert (out / "epoch-2" / STATE_FILE).is_file()
+
+
+def test_save_every_writes_resumable_mid_epoch_checkpoints(
+    tiny: Path, pairs_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "partial"
+    cfg = TrainConfig(output=str(out), data=[str(pairs_file)], model=str(tiny), batch_size=8, max_length=32,
+                      query_max_length=16, log_every=1, progress=False, epochs=1, save_every=2)
+    real_step = Optimization.step
+    calls = []
+
+    def killed_at_step_5(self: Optimization, *args: object, **kwargs: object) -> None:
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # the run dies during step 5
+        real_step(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Optimization, "step", killed_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.setattr(Optimization, "step", real_step)
+    state = torch.load(out / "epoch-1" / STATE_FILE, weights_only=False)
+    assert (state["step"], state["batches_done"]) == (4, 4)
+    assert json.loads((out / "epoch-1" / TRAINER_CONFIG).read_text())["training"]["partial"] is True
+    finished = train(dataclasses.replace(cfg, resume=str(out)))
+    assert finished.steps == 6  # 48 pairs / 8
+    assert [r["step"] for r in _records(out, "train")] == [1, 2, 3, 4, 5, 6]
 
 
 def test_small_batch_for_bm25_weights_is_refused(tiny: Path, pairs_file: Path, tmp_path: Path) -> None:

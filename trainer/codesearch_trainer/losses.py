@@ -127,3 +127,74 @@ class SoftInfoNCELoss(nn.Module):
         scores = self.scale * (q @ c.T)
         log_w = self.weights(sim, labels).to(scores.device).log()  # 0 at the positive
         return F.cross_entropy(scores.float() + log_w, labels)
+
+
+def distillation_terms(
+    q: Tensor,
+    c: Tensor,
+    teacher_q: Tensor,
+    teacher_c: Tensor,
+    *,
+    scale: float = DEFAULT_SCALE,
+    teacher_scale: float = DEFAULT_SCALE,
+) -> tuple[Tensor, Tensor]:
+    """(similarity KD, embedding regression) of a student against a frozen teacher.
+
+    ``q`` [n, d] and ``c`` [N, d] are the student's query and code embeddings, ``teacher_q`` [n, d']
+    and ``teacher_c`` [N, d'] the teacher's (detached; d' may differ from d for the KD term).
+
+    - KD: ``mean_i KL(softmax_j(teacher_scale · tq_i·tc_j) ‖ softmax_j(scale · q_i·c_j))``, the
+      teacher's in-batch score distribution as a soft target (Hinton et al.; the teacher's
+      preferences among the negatives carry what it knows beyond the one labelled positive).
+    - regression: ``mean over the n + N rows of ‖student − teacher‖²`` (needs d = d'); for
+      L2-normalised embeddings that is ``2 − 2·cos``.
+    """
+    if q.shape[0] != teacher_q.shape[0] or c.shape[0] != teacher_c.shape[0]:
+        raise ValueError(
+            f"student ({q.shape[0]} queries, {c.shape[0]} codes) and teacher ({teacher_q.shape[0]}, "
+            f"{teacher_c.shape[0]}) embeddings must cover the same texts"
+        )
+    teacher_q, teacher_c = teacher_q.detach().float(), teacher_c.detach().float()
+    student_log_p = F.log_softmax(scale * (q.float() @ c.float().T), dim=1)
+    teacher_log_p = F.log_softmax(teacher_scale * (teacher_q @ teacher_c.T), dim=1)
+    kd = F.kl_div(student_log_p, teacher_log_p, reduction="batchmean", log_target=True)
+    if q.shape[1] != teacher_q.shape[1]:
+        regression = q.new_zeros(())
+    else:
+        rows = torch.cat([q.float() - teacher_q, c.float() - teacher_c])
+        regression = rows.pow(2).sum(dim=1).mean()
+    return kd, regression
+
+
+class DistillationLoss(nn.Module):
+    """``contrastive · InfoNCE + kd · KD + regression · ‖s − t‖²`` (see :func:`distillation_terms`).
+
+    ``forward(q, c, teacher_q, teacher_c, positives)`` returns the total; ``last`` keeps the
+    three detached terms of the last call for the log.
+    """
+
+    def __init__(
+        self,
+        *,
+        contrastive: float = 1.0,
+        kd: float = 1.0,
+        regression: float = 1.0,
+        scale: float = DEFAULT_SCALE,
+        teacher_scale: float = DEFAULT_SCALE,
+    ) -> None:
+        super().__init__()
+        if min(contrastive, kd, regression) < 0 or contrastive + kd + regression == 0:
+            raise ValueError("loss weights must be ≥ 0 and not all 0")
+        self.contrastive, self.kd, self.regression = contrastive, kd, regression
+        self.scale, self.teacher_scale = scale, teacher_scale
+        self.infonce = InfoNCELoss(scale)
+        self.last: dict[str, float] = {}
+
+    def forward(self, q: Tensor, c: Tensor, teacher_q: Tensor, teacher_c: Tensor,
+                positives: Tensor | None = None) -> Tensor:
+        kd, regression = distillation_terms(q, c, teacher_q, teacher_c, scale=self.scale,
+                                            teacher_scale=self.teacher_scale)
+        contrastive = self.infonce(q, c, positives) if self.contrastive else q.new_zeros(())
+        self.last = {"loss_infonce": float(contrastive.detach()), "loss_kd": float(kd.detach()),
+                     "loss_regression": float(regression.detach())}
+        return self.contrastive * contrastive + self.kd * kd + self.regression * regression

@@ -57,8 +57,9 @@ def tiny_tokenizer(vocab: list[str] | None = None) -> Any:
     )
 
 
-def tiny_bert(folder: str | Path, *, seed: int = 0, max_length: int = 128, dropout: float = 0.1) -> Path:
-    """Write a tiny random BERT (hidden 32, 2 layers, 2 heads) + tokenizer to ``folder``."""
+def tiny_bert(folder: str | Path, *, seed: int = 0, max_length: int = 128, dropout: float = 0.1,
+              num_layers: int = 2) -> Path:
+    """Write a tiny random BERT (hidden 32, ``num_layers`` layers, 2 heads) + tokenizer to ``folder``."""
     import torch
     from transformers import BertConfig, BertModel
 
@@ -67,7 +68,7 @@ def tiny_bert(folder: str | Path, *, seed: int = 0, max_length: int = 128, dropo
     folder = Path(folder)
     tokenizer = tiny_tokenizer()
     config = BertConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+        hidden_size=32, num_hidden_layers=num_layers, num_attention_heads=2, intermediate_size=37,
         vocab_size=len(tokenizer), max_position_embeddings=max_length,
         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
     )

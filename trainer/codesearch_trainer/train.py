@@ -36,8 +36,9 @@ from .distributed import (
     mean_across,
 )
 from .estimators import PAPER_DEFAULTS, Estimator, build_estimator
-from .losses import DEFAULT_MIN_WEIGHT, DEFAULT_SCALE, InfoNCELoss, SoftInfoNCELoss
+from .losses import DEFAULT_MIN_WEIGHT, DEFAULT_SCALE, DistillationLoss, InfoNCELoss, SoftInfoNCELoss
 from .model import DEFAULT_MODEL, TRAINER_CONFIG, Encoder, autocast, load_encoder, read_settings, resolve_model
+from .student import Teacher
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +82,13 @@ class TrainConfig:
     eval_batch_size: int = 64
     resume: str | None = None
     log_every: int = 10
+    save_every: int | None = None  # also checkpoint (resumable, no evaluation) every N steps
     progress: bool = True
     simcse: bool = False  # unsupervised SimCSE: (query, query) pairs, InfoNCE, dropout as noise
+    teacher: str | None = None  # distillation from this frozen encoder (see losses.DistillationLoss)
+    contrastive_weight: float = 1.0  # with a teacher: weight of InfoNCE on the labelled pairs
+    distill_kd: float = 1.0  # with a teacher: KL to the teacher's in-batch score distribution
+    distill_regression: float = 1.0  # with a teacher: squared distance to the teacher's embeddings
 
     def resolved_weights(self) -> tuple[float, float, float]:
         d = PAPER_DEFAULTS[self.weights]
@@ -103,6 +109,10 @@ class TrainConfig:
             raise ValueError("--batch-size must be at least 2 (in-batch negatives)")
         if self.loss == "soft-infonce" and self.weights == "trained" and not self.estimator_model:
             raise ValueError("--weights trained needs --estimator-model (an InfoNCE-trained checkpoint)")
+        if self.teacher and self.loss != "infonce":
+            raise ValueError("--teacher combines distillation with InfoNCE: use --loss infonce")
+        if self.teacher and min(self.contrastive_weight, self.distill_kd, self.distill_regression) < 0:
+            raise ValueError("--contrastive-weight, --distill-kd and --distill-regression must be ≥ 0")
 
 
 @dataclass
@@ -279,6 +289,18 @@ def _weight_stats(loss_fn: nn.Module, sim: Tensor, positives: Tensor, min_weight
             "w_clamped": float((neg <= min_weight + 1e-6).float().mean())}
 
 
+def save_partial(encoder: Encoder, opt: Optimization, folder: Path, info: dict[str, Any], **progress: Any) -> None:
+    """A resumable mid-epoch checkpoint, written beside ``folder`` and then swapped in."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    encoder.save(tmp, extra=info)
+    opt.save(tmp / STATE_FILE, **progress)
+    if folder.exists():
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+
+
 def copy_checkpoint(src: Path, dst: Path) -> None:
     tmp = dst.with_name(dst.name + ".tmp")
     if tmp.exists():
@@ -333,8 +355,13 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
     encoder = load_encoder(source, device=device, max_length=max(own_limit, cfg.max_length, cfg.query_max_length))
     loss_fn: nn.Module
     estimator: Estimator | None = None
+    teacher: Teacher | None = None
     alpha = beta = t = None
-    if cfg.loss == "soft-infonce" and not cfg.simcse:
+    if cfg.teacher and not cfg.simcse:
+        teacher = Teacher(cfg.teacher, device=device, batch_size=cfg.eval_batch_size)
+        loss_fn = DistillationLoss(contrastive=cfg.contrastive_weight, kd=cfg.distill_kd,
+                                   regression=cfg.distill_regression, scale=cfg.scale, teacher_scale=cfg.scale)
+    elif cfg.loss == "soft-infonce" and not cfg.simcse:
         alpha, beta, t = cfg.resolved_weights()
         if alpha and beta - alpha / (global_batch - 1) <= 0:
             raise ValueError(
@@ -394,6 +421,7 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
         "pairs": len(pairs), "world_size": di.world_size, "global_batch": global_batch,
         "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "warmup_steps": opt.warmup_steps,
         "device": str(device), "amp": use_amp, "torch": torch.__version__,
+        "teacher": cfg.teacher if teacher else None,
     }
     metrics.write({"type": "config", "config": dataclasses.asdict(cfg), **settings})
     if di.is_main:
@@ -401,6 +429,8 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
             f"training on {len(pairs)} pairs, {steps_per_epoch} steps/epoch × {cfg.epochs} epochs "
             f"(max {total_steps} steps), global batch {global_batch}, loss {settings['loss']}"
             + (f" [{cfg.weights}: α={alpha} β={beta} t={t}]" if estimator else "")
+            + (f" + distillation from {cfg.teacher} (InfoNCE ×{cfg.contrastive_weight}, KD ×{cfg.distill_kd}, "
+               f"regression ×{cfg.distill_regression})" if teacher else "")
             + f", device {device}" + (" (AMP)" if use_amp else ""),
             file=sys.stderr,
         )
@@ -442,6 +472,12 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
                 loss = loss_fn(q_emb, c_all, sim, positives)
                 if (step + 1) % cfg.log_every == 0 or step == 0:
                     weight_stats = _weight_stats(loss_fn, sim, positives, cfg.min_weight)
+            elif teacher is not None:
+                t_q = teacher.embed(q_texts[rows], cfg.query_max_length)
+                t_c = gather_no_grad(teacher.embed(c_texts[rows], code_len))
+                loss = loss_fn(q_emb, c_all, t_q, t_c, positives)
+                assert isinstance(loss_fn, DistillationLoss)
+                weight_stats = dict(loss_fn.last)
             else:
                 loss = loss_fn(q_emb, c_all, positives)
             opt.step(loss, encoder.parameters(), cfg.max_grad_norm)
@@ -458,6 +494,12 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_ema:.4f}", pairs_s=f"{pairs_per_s:.1f}", epoch=epoch + 1)
+            if cfg.save_every and step % cfg.save_every == 0 and done_in_epoch < len(batches) and di.is_main:
+                save_partial(encoder, opt, out / f"epoch-{epoch + 1}",
+                             {"training": {**settings, "epoch": epoch + 1, "step": step, "partial": True,
+                                           "base_model": cfg.model}},
+                             step=step, epoch=epoch, batches_done=done_in_epoch, best_mrr=best_mrr,
+                             best_epoch=best_epoch, config=dataclasses.asdict(cfg))
             if step % cfg.log_every == 0 or step == 1:
                 metrics.write({
                     "type": "train", "step": step, "epoch": epoch + 1, "loss": loss_value,

@@ -104,9 +104,9 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "model", "model", {"type": ["string", "null"]},
         "The embedding model: a folder written by `trainer export`, a local Hugging Face model folder, or a "
-        "Hugging Face hub id (exported once into the cache). `null` uses the embedded default. "
-        "Changing it re-indexes (vectors already computed for a model are kept).",
-        _model, "a string or null", doc_default="the embedded all-MiniLM-L6-v2"),
+        "Hugging Face hub id (exported once into the cache), or `minilm` for the fp32 base model. `null` uses "
+        "the shipped default. Changing it re-indexes (vectors already computed for a model are kept).",
+        _model, "a string or null", doc_default="the shipped all-MiniLM-L6-v2, int8 weights"),
     SettingSpec(
         "device", "device", {"type": "string", "enum": list(DEVICES)},
         "Where the embedding model runs: `auto` uses CUDA only when it truly loads, else the CPU.",
