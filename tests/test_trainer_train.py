@@ -257,3 +257,20 @@ def test_resume_keeps_the_best_checkpoint_chosen_before_it(
     assert (state["best_epoch"], state["best_mrr"]) == (1, 0.9)
     done = _records(out, "done")[-1]
     assert (done["best_epoch"], done["best_dev_mrr"]) == (1, 0.9)
+
+
+def test_without_dev_sets_the_saved_state_names_the_latest_epoch_best(
+    tiny: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    """Without dev sets each epoch's checkpoint becomes best; its resume state says so, so a resumed
+    run (here one with nothing left to do) reports the epoch that ``best`` holds."""
+    out = tmp_path / "run"
+    cfg = TrainConfig(output=str(out), data=[str(pairs_file)], model=str(tiny), batch_size=8, max_length=32,
+                      query_max_length=16, progress=False, epochs=2)
+    assert train(cfg).best_epoch == 2
+    for n in (1, 2):
+        assert torch.load(out / f"epoch-{n}" / STATE_FILE, weights_only=False)["best_epoch"] == n
+    resumed = train(dataclasses.replace(cfg, resume=str(out)))
+    assert (resumed.steps, resumed.best_epoch) == (12, 2)
+    assert _records(out, "done")[-1]["best_epoch"] == 2
+    assert json.loads((out / "best" / TRAINER_CONFIG).read_text())["training"]["epoch"] == 2

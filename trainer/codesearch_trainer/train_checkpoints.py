@@ -56,12 +56,12 @@ class EncoderCheckpoints:
         encoder.save(ckpt, extra=info)
         improved = dev_mrr is not None and (self.best_mrr is None or dev_mrr > self.best_mrr)
         if improved:
-            self.best_mrr, self.best_epoch = dev_mrr, epoch + 1
+            self.best_mrr = dev_mrr
+        if improved or dev_mrr is None:  # chosen before its state is saved, so that a resume knows it
+            self.best_epoch = epoch + 1
         opt.save(ckpt / STATE_FILE, step=step, epoch=epoch, batches_done=batches_done, best_mrr=self.best_mrr,
                  best_epoch=self.best_epoch, config=config)
         if improved or dev_mrr is None:
-            if dev_mrr is None:
-                self.best_epoch = epoch + 1
             copy_checkpoint(ckpt, self.out / "best")
         self.last = ckpt
         return ckpt
