@@ -412,6 +412,7 @@ def test_a_run_stopped_by_max_steps_resumes_where_it_stopped(trained: dict[str, 
     first = train_ranker(_small_run_config(trained, out, pairs, epochs=2, max_steps=stop))
     state = torch.load(out / f"step-{stop}" / STATE_FILE, map_location="cpu", weights_only=False)
     assert (state["epoch"], state["batches_done"]) == (0, stop)
+    assert state["best_step"] == stop  # no dev sets: the latest step is the best, in the state it saves too
     assert [h["epoch"] for h in first.history] == [1]
     resumed = train_ranker(_small_run_config(trained, out, pairs, epochs=2, eval_every=3, resume=str(out)))
     assert resumed.steps == 12

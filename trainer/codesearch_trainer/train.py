@@ -2,8 +2,9 @@
 
 AdamW (no decay on biases and LayerNorm) with linear warm-up and linear decay, gradient clipping,
 seeds, bf16/fp16 autocast on CUDA, checkpoints each epoch into ``OUTPUT/epoch-N`` (an HF folder
-plus ``training_state.pt`` for ``--resume``), ``OUTPUT/best`` selected on the mean dev MRR (the last
-checkpoint without dev data), ``OUTPUT/metrics.jsonl``, a tqdm bar with loss and pairs/s, and
+plus ``training_state.pt`` for ``--resume``; ``--save-every`` also writes it mid-epoch, see
+``train_checkpoints``), ``OUTPUT/best`` selected on the mean dev MRR (the last checkpoint without
+dev data), ``OUTPUT/metrics.jsonl``, a tqdm bar with loss and pairs/s, and
 DistributedDataParallel under torchrun: ``batch_size`` is per process, each query meets the
 codes of the whole global batch, and Soft-InfoNCE weights are computed over the global batch.
 """
@@ -14,7 +15,6 @@ import dataclasses
 import json
 import logging
 import random
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -37,12 +37,13 @@ from .distributed import (
 )
 from .estimators import PAPER_DEFAULTS, Estimator, build_estimator
 from .losses import DEFAULT_MIN_WEIGHT, DEFAULT_SCALE, DistillationLoss, InfoNCELoss, SoftInfoNCELoss
-from .model import DEFAULT_MODEL, TRAINER_CONFIG, Encoder, autocast, load_encoder, read_settings, resolve_model
+from .model import DEFAULT_MODEL, Encoder, autocast, load_encoder, read_settings, resolve_model
 from .student import Teacher
+from .train_checkpoints import STATE_FILE, EncoderCheckpoints
+from .train_checkpoints import copy_checkpoint as copy_checkpoint  # imported from here by ranker_checkpoints
 
 log = logging.getLogger(__name__)
 
-STATE_FILE = "training_state.pt"
 LOSSES = ("infonce", "soft-infonce")
 ESTIMATORS = tuple(PAPER_DEFAULTS)
 
@@ -289,29 +290,330 @@ def _weight_stats(loss_fn: nn.Module, sim: Tensor, positives: Tensor, min_weight
             "w_clamped": float((neg <= min_weight + 1e-6).float().mean())}
 
 
-def save_partial(encoder: Encoder, opt: Optimization, folder: Path, info: dict[str, Any], **progress: Any) -> None:
-    """A resumable mid-epoch checkpoint, written beside ``folder`` and then swapped in."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    encoder.save(tmp, extra=info)
-    opt.save(tmp / STATE_FILE, **progress)
-    if folder.exists():
-        shutil.rmtree(folder)
-    tmp.rename(folder)
+# ---------------------------------------------------------------------------------------------
+# Preparation: step plan, encoder, objective, optimiser and resume point
 
 
-def copy_checkpoint(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(STATE_FILE))
-    if dst.exists():
-        shutil.rmtree(dst)
-    tmp.rename(dst)
+@dataclass(frozen=True)
+class StepPlan:
+    global_batch: int  # pairs per step over all processes
+    steps_per_epoch: int
+    total_steps: int  # over all epochs, capped by --max-steps
+
+    @classmethod
+    def for_run(cls, cfg: TrainConfig, n_pairs: int, world_size: int) -> StepPlan:
+        global_batch = cfg.batch_size * world_size
+        if n_pairs < global_batch:
+            raise ValueError(f"{n_pairs} training pairs: fewer than one global batch of {global_batch}")
+        steps_per_epoch = n_pairs // global_batch
+        total_steps = steps_per_epoch * cfg.epochs
+        if cfg.max_steps is not None:
+            total_steps = min(total_steps, cfg.max_steps)
+        return cls(global_batch, steps_per_epoch, total_steps)
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where the steps start: all zero for a fresh run, a checkpoint's saved progress on ``--resume``."""
+
+    checkpoint: Path | None = None
+    step: int = 0
+    epoch: int = 0
+    batches_done: int = 0  # of ``epoch``
+    best_mrr: float | None = None
+    best_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The loss, and what it needs besides the two embeddings: Soft-InfoNCE's frozen similarity
+    estimator (with its α, β, t), or the frozen teacher of a distillation."""
+
+    loss_fn: nn.Module
+    estimator: Estimator | None = None
+    teacher: Teacher | None = None
+    weights: tuple[float | None, float | None, float | None] = (None, None, None)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What the steps and the dev evaluations draw on."""
+
+    pairs: list[Pair]
+    dev_sets: list[Any]  # evaluate.BeirData, loaded by the main process only
+
+
+def load_training_encoder(cfg: TrainConfig, resume_from: Path | None, device: torch.device) -> Encoder:
+    """The encoder to train: ``cfg.model``, or the checkpoint resumed from."""
+    source = str(resume_from) if resume_from else cfg.model
+    # the training lengths only truncate batches: the model keeps its own limit unless they exceed it
+    own_limit = read_settings(resolve_model(source)).max_length
+    return load_encoder(source, device=device, max_length=max(own_limit, cfg.max_length, cfg.query_max_length))
+
+
+def build_objective(cfg: TrainConfig, pairs: Sequence[Pair], plan: StepPlan, device: torch.device,
+                    di: DistInfo) -> Objective:
+    """Distillation with ``--teacher``, Soft-InfoNCE with ``--loss soft-infonce``, InfoNCE otherwise
+    (always InfoNCE for SimCSE)."""
+    if cfg.teacher and not cfg.simcse:
+        teacher = Teacher(cfg.teacher, device=device, batch_size=cfg.eval_batch_size)
+        loss_fn = DistillationLoss(contrastive=cfg.contrastive_weight, kd=cfg.distill_kd,
+                                   regression=cfg.distill_regression, scale=cfg.scale, teacher_scale=cfg.scale)
+        return Objective(loss_fn, teacher=teacher)
+    if cfg.loss == "soft-infonce" and not cfg.simcse:
+        return _soft_infonce(cfg, pairs, plan.global_batch, device, di)
+    return Objective(InfoNCELoss(scale=cfg.scale))
+
+
+def _soft_infonce(cfg: TrainConfig, pairs: Sequence[Pair], global_batch: int, device: torch.device,
+                  di: DistInfo) -> Objective:
+    alpha, beta, t = cfg.resolved_weights()
+    if alpha and beta - alpha / (global_batch - 1) <= 0:
+        raise ValueError(
+            f"global batch {global_batch} is too small for α={alpha}, β={beta}: "
+            f"need batch > {1 + alpha / beta:.1f}"
+        )
+    loss_fn = SoftInfoNCELoss(alpha, beta, t, scale=cfg.scale, min_weight=cfg.min_weight)
+    estimator = build_estimator(
+        cfg.weights,
+        model=cfg.estimator_model,
+        base_model=cfg.model,
+        device=device,
+        fit_corpus=[p.query for p in pairs],
+        query_max_length=cfg.query_max_length,
+        code_max_length=cfg.max_length,
+        score_scale=cfg.scale,
+    )
+    if di.enabled and hasattr(estimator, "gather"):
+        estimator.gather = gather_no_grad
+    return Objective(loss_fn, estimator=estimator, weights=(alpha, beta, t))
+
+
+def build_model(cfg: TrainConfig, encoder: Encoder, resume_from: Path | None, plan: StepPlan,
+                device: torch.device, di: DistInfo, use_amp: bool) -> tuple[nn.Module, Optimization, StartPoint]:
+    """The dual encoder (under DistributedDataParallel with torchrun) and the encoder's optimisation,
+    fresh or restored from ``resume_from``; and where the steps start."""
+    dual: nn.Module = DualEncoder(encoder)
+    if di.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        dual = DistributedDataParallel(
+            dual, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    opt = Optimization.build(encoder, cfg.lr, cfg.weight_decay, cfg.warmup_ratio, plan.total_steps, use_amp)
+    start = StartPoint()
+    if resume_from is not None:
+        state, step, epoch, batches_done = opt.restore(resume_from, plan.steps_per_epoch)
+        start = StartPoint(resume_from, step, epoch, batches_done, state.get("best_mrr"),
+                           int(state.get("best_epoch", 0)))
+        log.info("resuming from %s at step %d", resume_from, step)
+    torch.manual_seed(cfg.seed + 7919 * di.rank + start.step)  # dropout masks differ across ranks
+    return dual, opt, start
+
+
+def load_dev_sets(cfg: TrainConfig, di: DistInfo) -> list[Any]:
+    """The dev sets, loaded by the main process only (the one that evaluates)."""
+    if not (di.is_main and cfg.dev):
+        return []
+    from .evaluate import load_beir
+
+    return [load_beir(d, max_queries=cfg.dev_max_queries, max_corpus=cfg.dev_max_corpus, seed=cfg.seed)
+            for d in cfg.dev]
 
 
 # ---------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class LossMeter:
+    """The smoothed loss and the pairs/s throughput shown on the bar and logged."""
+
+    loss_ema: float | None = None
+    pairs_per_s: float = 0.0
+    window_pairs: int = 0
+    window_t: float = field(default_factory=time.perf_counter)
+
+    def update(self, loss: float, pairs: int, step: int, log_every: int) -> None:
+        self.loss_ema = loss if self.loss_ema is None else 0.9 * self.loss_ema + 0.1 * loss
+        self.window_pairs += pairs
+        now = time.perf_counter()
+        if now - self.window_t >= 1.0 or step % log_every == 0:
+            self.pairs_per_s = self.window_pairs / max(now - self.window_t, 1e-9)
+            self.window_pairs, self.window_t = 0, now
+
+
+class EncoderTrainer:
+    """The step loop over epochs; each epoch ends with a dev evaluation and a checkpoint, and
+    ``--save-every`` adds resumable mid-epoch ones. Under torchrun every process steps on its rows of
+    the global batch; only the main one logs, evaluates and saves."""
+
+    def __init__(self, cfg: TrainConfig, data: TrainingData, encoder: Encoder, dual: nn.Module,
+                 objective: Objective, opt: Optimization, *, plan: StepPlan, start: StartPoint,
+                 device: torch.device, di: DistInfo, metrics: MetricsLog, settings: dict[str, Any],
+                 started: float) -> None:
+        self.cfg, self.data, self.objective = cfg, data, objective
+        self.encoder, self.dual, self.opt = encoder, dual, opt
+        self.plan, self.start, self.device, self.di = plan, start, device, di
+        self.metrics, self.settings, self.started = metrics, settings, started
+        self.checkpoints = EncoderCheckpoints(Path(cfg.output), best_mrr=start.best_mrr, best_epoch=start.best_epoch)
+        self.code_len = cfg.query_max_length if cfg.simcse else cfg.max_length
+        self.history: list[dict[str, Any]] = []
+        self.step, self.done_in_epoch = start.step, start.batches_done
+        self.meter = LossMeter()
+        self.weight_stats: dict[str, float] = {}  # logged with each train record: Soft-InfoNCE's or distillation's
+        self.bar: Any = None
+
+    def run(self) -> None:
+        """Train up to ``plan.total_steps``; every epoch run, the last one perhaps cut short by the
+        step budget, ends with a checkpoint."""
+        self.dual.train()
+        for epoch in range(self.start.epoch, self.cfg.epochs):
+            stopped = self._run_epoch(epoch, self.start.batches_done if epoch == self.start.epoch else 0)
+            if self.di.is_main:
+                self.checkpoint(epoch)
+            barrier()
+            if stopped:
+                break
+
+    def _run_epoch(self, epoch: int, first: int) -> bool:
+        """The epoch's steps from batch ``first`` on; whether the step budget is spent."""
+        batches = epoch_batches(len(self.data.pairs), self.plan.global_batch, self.cfg.seed, epoch)
+        self.done_in_epoch = first
+        for b_idx in range(first, len(batches)):
+            if self.step >= self.plan.total_steps:
+                return True
+            loss_value = self._train_step(batches[b_idx])
+            self.step += 1
+            self.done_in_epoch = b_idx + 1
+            self._show_progress(epoch, loss_value)
+            every = self.cfg.save_every
+            if every and self.step % every == 0 and self.done_in_epoch < len(batches) and self.di.is_main:
+                self._save_partial(epoch)
+            self._log_step(epoch, loss_value)
+        return self.step >= self.plan.total_steps
+
+    def _train_step(self, batch: list[int]) -> float:
+        """One optimiser step on the global batch ``batch``; returns its loss, averaged over processes."""
+        cfg, di = self.cfg, self.di
+        pairs = [self.data.pairs[i] for i in batch]
+        q_texts = [p.query for p in pairs]
+        c_texts = [p.code for p in pairs]
+        rows = slice(di.rank * cfg.batch_size, (di.rank + 1) * cfg.batch_size)
+        q_emb, c_all = self._embed(q_texts[rows], c_texts[rows])
+        positives = torch.arange(rows.start, rows.stop, device=self.device)
+        loss = self._loss(q_emb, c_all, q_texts, c_texts, rows, positives)
+        self.opt.step(loss, self.encoder.parameters(), cfg.max_grad_norm)
+        return mean_across(float(loss.detach()), self.device)
+
+    def _embed(self, q_texts: list[str], c_texts: list[str]) -> tuple[Tensor, Tensor]:
+        """This process's query embeddings, and the code embeddings of the whole global batch."""
+        device = self.device
+        q_in = {k: v.to(device) for k, v in self.encoder.tokenize(q_texts, self.cfg.query_max_length).items()}
+        c_in = {k: v.to(device) for k, v in self.encoder.tokenize(c_texts, self.code_len).items()}
+        with autocast(device):
+            q_emb, c_emb = self.dual(q_in, c_in)
+        return q_emb.float(), gather_with_grad(c_emb.float())
+
+    def _loss(self, q_emb: Tensor, c_all: Tensor, q_texts: list[str], c_texts: list[str], rows: slice,
+              positives: Tensor) -> Tensor:
+        cfg, loss_fn = self.cfg, self.objective.loss_fn
+        estimator, teacher = self.objective.estimator, self.objective.teacher
+        if estimator is not None:
+            sim = estimator.similarity(q_texts, c_texts, rows=rows).to(self.device)
+            loss: Tensor = loss_fn(q_emb, c_all, sim, positives)
+            if (self.step + 1) % cfg.log_every == 0 or self.step == 0:
+                self.weight_stats = _weight_stats(loss_fn, sim, positives, cfg.min_weight)
+            return loss
+        if teacher is not None:
+            t_q = teacher.embed(q_texts[rows], cfg.query_max_length)
+            t_c = gather_no_grad(teacher.embed(c_texts[rows], self.code_len))
+            loss = loss_fn(q_emb, c_all, t_q, t_c, positives)
+            assert isinstance(loss_fn, DistillationLoss)
+            self.weight_stats = dict(loss_fn.last)
+            return loss
+        return loss_fn(q_emb, c_all, positives)
+
+    def _show_progress(self, epoch: int, loss_value: float) -> None:
+        meter = self.meter
+        meter.update(loss_value, self.plan.global_batch, self.step, self.cfg.log_every)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{meter.loss_ema:.4f}", pairs_s=f"{meter.pairs_per_s:.1f}", epoch=epoch + 1)
+
+    def _log_step(self, epoch: int, loss_value: float) -> None:
+        step, meter = self.step, self.meter
+        if step % self.cfg.log_every == 0 or step == 1:
+            self.metrics.write({
+                "type": "train", "step": step, "epoch": epoch + 1, "loss": loss_value,
+                "loss_ema": meter.loss_ema, "lr": self.opt.lr, "pairs_per_s": meter.pairs_per_s,
+                "elapsed_s": time.perf_counter() - self.started, "global_batch": self.plan.global_batch,
+                **self.weight_stats,
+            })
+
+    def _save_partial(self, epoch: int) -> None:
+        info = {"training": {**self.settings, "epoch": epoch + 1, "step": self.step, "partial": True,
+                             "base_model": self.cfg.model}}
+        self.checkpoints.save_partial(self.encoder, self.opt, step=self.step, epoch=epoch,
+                                      batches_done=self.done_in_epoch, info=info, config=dataclasses.asdict(self.cfg))
+
+    def checkpoint(self, epoch: int) -> None:
+        """Evaluate on dev, save ``epoch-N`` (and ``best`` when it improved), log and print the result."""
+        cfg, step = self.cfg, self.step
+        record: dict[str, Any] = {"type": "eval", "epoch": epoch + 1, "step": step,
+                                  "elapsed_s": time.perf_counter() - self.started}
+        dev_results = evaluate_dev(self.encoder, self.data.dev_sets, cfg.eval_batch_size) if self.data.dev_sets else {}
+        dev_mrr = (sum(r["mrr"] for r in dev_results.values()) / len(dev_results)) if dev_results else None
+        record.update(dev=dev_results, dev_mrr=dev_mrr)
+        info = {"training": {**self.settings, "epoch": epoch + 1, "step": step, "dev": dev_results,
+                             "dev_mrr": dev_mrr, "base_model": cfg.model}}
+        ckpt = self.checkpoints.save_epoch(self.encoder, self.opt, step=step, epoch=epoch,
+                                           batches_done=self.done_in_epoch, dev_mrr=dev_mrr, info=info,
+                                           config=dataclasses.asdict(cfg))
+        best_epoch = self.checkpoints.best_epoch
+        record.update(best_epoch=best_epoch, best_dev_mrr=self.checkpoints.best_mrr, checkpoint=str(ckpt))
+        self.metrics.write(record)
+        self.history.append(record)
+        if dev_results:
+            summary = ", ".join(f"{name} MRR {r['mrr']:.4f}" for name, r in dev_results.items())
+            print(f"epoch {epoch + 1} (step {step}): {summary}; best epoch {best_epoch}", file=sys.stderr)
+
+
+def _run_settings(cfg: TrainConfig, plan: StepPlan, objective: Objective, opt: Optimization, n_pairs: int,
+                  device: torch.device, di: DistInfo, use_amp: bool) -> dict[str, Any]:
+    """The run's derived settings, logged in the config record and saved with each checkpoint."""
+    alpha, beta, t = objective.weights
+    return {
+        "loss": "infonce (SimCSE)" if cfg.simcse else cfg.loss,
+        "weights": cfg.weights if objective.estimator else None,
+        "alpha": alpha, "beta": beta, "t": t,
+        "pairs": n_pairs, "world_size": di.world_size, "global_batch": plan.global_batch,
+        "steps_per_epoch": plan.steps_per_epoch, "total_steps": plan.total_steps, "warmup_steps": opt.warmup_steps,
+        "device": str(device), "amp": use_amp, "torch": torch.__version__,
+        "teacher": cfg.teacher if objective.teacher else None,
+    }
+
+
+def _announce(cfg: TrainConfig, plan: StepPlan, objective: Objective, settings: dict[str, Any],
+              device: torch.device, use_amp: bool) -> None:
+    alpha, beta, t = objective.weights
+    print(
+        f"training on {settings['pairs']} pairs, {plan.steps_per_epoch} steps/epoch × {cfg.epochs} epochs "
+        f"(max {plan.total_steps} steps), global batch {plan.global_batch}, loss {settings['loss']}"
+        + (f" [{cfg.weights}: α={alpha} β={beta} t={t}]" if objective.estimator else "")
+        + (f" + distillation from {cfg.teacher} (InfoNCE ×{cfg.contrastive_weight}, KD ×{cfg.distill_kd}, "
+           f"regression ×{cfg.distill_regression})" if objective.teacher else "")
+        + f", device {device}" + (" (AMP)" if use_amp else ""),
+        file=sys.stderr,
+    )
+
+
+def _progress_bar(cfg: TrainConfig, plan: StepPlan, start: StartPoint, di: DistInfo) -> Any:
+    if not (di.is_main and cfg.progress):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=plan.total_steps, initial=start.step, unit="step", dynamic_ncols=True, file=sys.stderr)
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -336,223 +638,32 @@ def _train(cfg: TrainConfig, device: torch.device, di: DistInfo) -> TrainResult:
     seed_everything(cfg.seed)
     use_amp = device.type == "cuda" if cfg.amp is None else cfg.amp and device.type == "cuda"
 
-    # --- data
     pairs = load_training_pairs(cfg)
-    global_batch = cfg.batch_size * di.world_size
-    if len(pairs) < global_batch:
-        raise ValueError(f"{len(pairs)} training pairs: fewer than one global batch of {global_batch}")
-    steps_per_epoch = len(pairs) // global_batch
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
-    code_len = cfg.query_max_length if cfg.simcse else cfg.max_length
-
-    # --- model, loss, estimator
+    plan = StepPlan.for_run(cfg, len(pairs), di.world_size)
     resume_from = find_resume(cfg.resume) if cfg.resume else None
-    source = str(resume_from) if resume_from else cfg.model
-    # the training lengths only truncate batches: the model keeps its own limit unless they exceed it
-    own_limit = read_settings(resolve_model(source)).max_length
-    encoder = load_encoder(source, device=device, max_length=max(own_limit, cfg.max_length, cfg.query_max_length))
-    loss_fn: nn.Module
-    estimator: Estimator | None = None
-    teacher: Teacher | None = None
-    alpha = beta = t = None
-    if cfg.teacher and not cfg.simcse:
-        teacher = Teacher(cfg.teacher, device=device, batch_size=cfg.eval_batch_size)
-        loss_fn = DistillationLoss(contrastive=cfg.contrastive_weight, kd=cfg.distill_kd,
-                                   regression=cfg.distill_regression, scale=cfg.scale, teacher_scale=cfg.scale)
-    elif cfg.loss == "soft-infonce" and not cfg.simcse:
-        alpha, beta, t = cfg.resolved_weights()
-        if alpha and beta - alpha / (global_batch - 1) <= 0:
-            raise ValueError(
-                f"global batch {global_batch} is too small for α={alpha}, β={beta}: "
-                f"need batch > {1 + alpha / beta:.1f}"
-            )
-        loss_fn = SoftInfoNCELoss(alpha, beta, t, scale=cfg.scale, min_weight=cfg.min_weight)
-        estimator = build_estimator(
-            cfg.weights,
-            model=cfg.estimator_model,
-            base_model=cfg.model,
-            device=device,
-            fit_corpus=[p.query for p in pairs],
-            query_max_length=cfg.query_max_length,
-            code_max_length=cfg.max_length,
-            score_scale=cfg.scale,
-        )
-        if di.enabled and hasattr(estimator, "gather"):
-            estimator.gather = gather_no_grad
-    else:
-        loss_fn = InfoNCELoss(scale=cfg.scale)
-
-    dual: nn.Module = DualEncoder(encoder)
-    if di.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        dual = DistributedDataParallel(
-            dual, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    opt = Optimization.build(encoder, cfg.lr, cfg.weight_decay, cfg.warmup_ratio, total_steps, use_amp)
-
-    step, start_epoch, skip_batches = 0, 0, 0
-    best_mrr: float | None = None
-    best_epoch = 0
-    if resume_from is not None:
-        state, step, start_epoch, skip_batches = opt.restore(resume_from, steps_per_epoch)
-        best_mrr, best_epoch = state.get("best_mrr"), int(state.get("best_epoch", 0))
-        log.info("resuming from %s at step %d", resume_from, step)
-    torch.manual_seed(cfg.seed + 7919 * di.rank + step)  # dropout masks differ across ranks
-
-    # --- dev data (main process only)
-    dev_sets: list[Any] = []
-    if di.is_main and cfg.dev:
-        from .evaluate import load_beir
-
-        dev_sets = [
-            load_beir(d, max_queries=cfg.dev_max_queries, max_corpus=cfg.dev_max_corpus, seed=cfg.seed)
-            for d in cfg.dev
-        ]
-
+    encoder = load_training_encoder(cfg, resume_from, device)
+    objective = build_objective(cfg, pairs, plan, device, di)
+    dual, opt, start = build_model(cfg, encoder, resume_from, plan, device, di, use_amp)
+    data = TrainingData(pairs, load_dev_sets(cfg, di))
     metrics = MetricsLog(out / "metrics.jsonl" if di.is_main else None)
-    history: list[dict[str, Any]] = []
-    settings = {
-        "loss": "infonce (SimCSE)" if cfg.simcse else cfg.loss,
-        "weights": cfg.weights if estimator else None,
-        "alpha": alpha, "beta": beta, "t": t,
-        "pairs": len(pairs), "world_size": di.world_size, "global_batch": global_batch,
-        "steps_per_epoch": steps_per_epoch, "total_steps": total_steps, "warmup_steps": opt.warmup_steps,
-        "device": str(device), "amp": use_amp, "torch": torch.__version__,
-        "teacher": cfg.teacher if teacher else None,
-    }
+    settings = _run_settings(cfg, plan, objective, opt, len(pairs), device, di, use_amp)
     metrics.write({"type": "config", "config": dataclasses.asdict(cfg), **settings})
     if di.is_main:
-        print(
-            f"training on {len(pairs)} pairs, {steps_per_epoch} steps/epoch × {cfg.epochs} epochs "
-            f"(max {total_steps} steps), global batch {global_batch}, loss {settings['loss']}"
-            + (f" [{cfg.weights}: α={alpha} β={beta} t={t}]" if estimator else "")
-            + (f" + distillation from {cfg.teacher} (InfoNCE ×{cfg.contrastive_weight}, KD ×{cfg.distill_kd}, "
-               f"regression ×{cfg.distill_regression})" if teacher else "")
-            + f", device {device}" + (" (AMP)" if use_amp else ""),
-            file=sys.stderr,
-        )
+        _announce(cfg, plan, objective, settings, device, use_amp)
 
-    bar: Any = None
-    if di.is_main and cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total_steps, initial=step, unit="step", dynamic_ncols=True, file=sys.stderr)
-
-    dual.train()
-    last_ckpt: Path | None = None
-    loss_ema: float | None = None
-    window_pairs, window_t = 0, time.perf_counter()
-    pairs_per_s = 0.0
-    epoch = start_epoch
-    stopped = False
-    weight_stats: dict[str, float] = {}
-    for epoch in range(start_epoch, cfg.epochs):
-        batches = epoch_batches(len(pairs), global_batch, cfg.seed, epoch)
-        done_in_epoch = skip_batches if epoch == start_epoch else 0
-        for b_idx in range(done_in_epoch, len(batches)):
-            if step >= total_steps:
-                stopped = True
-                break
-            batch = [pairs[i] for i in batches[b_idx]]
-            q_texts = [p.query for p in batch]
-            c_texts = [p.code for p in batch]
-            rows = slice(di.rank * cfg.batch_size, (di.rank + 1) * cfg.batch_size)
-            q_in = {k: v.to(device) for k, v in encoder.tokenize(q_texts[rows], cfg.query_max_length).items()}
-            c_in = {k: v.to(device) for k, v in encoder.tokenize(c_texts[rows], code_len).items()}
-            with autocast(device):
-                q_emb, c_emb = dual(q_in, c_in)
-            q_emb, c_emb = q_emb.float(), c_emb.float()
-            c_all = gather_with_grad(c_emb)
-            positives = torch.arange(rows.start, rows.stop, device=device)
-            if estimator is not None:
-                sim = estimator.similarity(q_texts, c_texts, rows=rows).to(device)
-                loss = loss_fn(q_emb, c_all, sim, positives)
-                if (step + 1) % cfg.log_every == 0 or step == 0:
-                    weight_stats = _weight_stats(loss_fn, sim, positives, cfg.min_weight)
-            elif teacher is not None:
-                t_q = teacher.embed(q_texts[rows], cfg.query_max_length)
-                t_c = gather_no_grad(teacher.embed(c_texts[rows], code_len))
-                loss = loss_fn(q_emb, c_all, t_q, t_c, positives)
-                assert isinstance(loss_fn, DistillationLoss)
-                weight_stats = dict(loss_fn.last)
-            else:
-                loss = loss_fn(q_emb, c_all, positives)
-            opt.step(loss, encoder.parameters(), cfg.max_grad_norm)
-            step += 1
-            done_in_epoch = b_idx + 1
-
-            loss_value = mean_across(float(loss.detach()), device)
-            loss_ema = loss_value if loss_ema is None else 0.9 * loss_ema + 0.1 * loss_value
-            window_pairs += global_batch
-            now = time.perf_counter()
-            if now - window_t >= 1.0 or step % cfg.log_every == 0:
-                pairs_per_s = window_pairs / max(now - window_t, 1e-9)
-                window_pairs, window_t = 0, now
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_ema:.4f}", pairs_s=f"{pairs_per_s:.1f}", epoch=epoch + 1)
-            if cfg.save_every and step % cfg.save_every == 0 and done_in_epoch < len(batches) and di.is_main:
-                save_partial(encoder, opt, out / f"epoch-{epoch + 1}",
-                             {"training": {**settings, "epoch": epoch + 1, "step": step, "partial": True,
-                                           "base_model": cfg.model}},
-                             step=step, epoch=epoch, batches_done=done_in_epoch, best_mrr=best_mrr,
-                             best_epoch=best_epoch, config=dataclasses.asdict(cfg))
-            if step % cfg.log_every == 0 or step == 1:
-                metrics.write({
-                    "type": "train", "step": step, "epoch": epoch + 1, "loss": loss_value,
-                    "loss_ema": loss_ema, "lr": opt.lr, "pairs_per_s": pairs_per_s,
-                    "elapsed_s": time.perf_counter() - started, "global_batch": global_batch,
-                    **weight_stats,
-                })
-        else:
-            stopped = step >= total_steps
-        # --- end of epoch (or of the step budget): checkpoint, evaluate, select
-        ckpt = out / f"epoch-{epoch + 1}"
-        record: dict[str, Any] = {"type": "eval", "epoch": epoch + 1, "step": step,
-                                  "elapsed_s": time.perf_counter() - started}
-        if di.is_main:
-            dev_results = evaluate_dev(encoder, dev_sets, cfg.eval_batch_size) if dev_sets else {}
-            dev_mrr = (sum(r["mrr"] for r in dev_results.values()) / len(dev_results)) if dev_results else None
-            record.update(dev=dev_results, dev_mrr=dev_mrr)
-            info = {"training": {**settings, "epoch": epoch + 1, "step": step, "dev": dev_results,
-                                 "dev_mrr": dev_mrr, "base_model": cfg.model}}
-            encoder.save(ckpt, extra=info)
-            improved = dev_mrr is not None and (best_mrr is None or dev_mrr > best_mrr)
-            if improved:
-                best_mrr, best_epoch = dev_mrr, epoch + 1
-            opt.save(ckpt / STATE_FILE, step=step, epoch=epoch, batches_done=done_in_epoch, best_mrr=best_mrr,
-                     best_epoch=best_epoch, config=dataclasses.asdict(cfg))
-            if improved or (not dev_sets):
-                if not dev_sets:
-                    best_epoch = epoch + 1
-                copy_checkpoint(ckpt, out / "best")
-            record.update(best_epoch=best_epoch, best_dev_mrr=best_mrr, checkpoint=str(ckpt))
-            metrics.write(record)
-            history.append(record)
-            if dev_results:
-                summary = ", ".join(f"{name} MRR {r['mrr']:.4f}" for name, r in dev_results.items())
-                print(f"epoch {epoch + 1} (step {step}): {summary}; best epoch {best_epoch}", file=sys.stderr)
-        last_ckpt = ckpt
-        barrier()
-        if stopped:
-            break
-    if bar is not None:
-        bar.close()
+    trainer = EncoderTrainer(cfg, data, encoder, dual, objective, opt, plan=plan, start=start, device=device, di=di,
+                             metrics=metrics, settings=settings, started=started)
+    trainer.bar = _progress_bar(cfg, plan, start, di)
+    trainer.run()
+    if trainer.bar is not None:
+        trainer.bar.close()
     seconds = time.perf_counter() - started
-    metrics.write({"type": "done", "steps": step, "seconds": seconds, "best_epoch": best_epoch,
-                   "best_dev_mrr": best_mrr})
+    best = trainer.checkpoints
+    metrics.write({"type": "done", "steps": trainer.step, "seconds": seconds, "best_epoch": best.best_epoch,
+                   "best_dev_mrr": best.best_mrr})
     metrics.close()
-    if di.is_main and not (out / "best").exists() and last_ckpt is not None:
-        copy_checkpoint(last_ckpt, out / "best")
     if di.is_main:
-        best_cfg = out / "best" / TRAINER_CONFIG
-        if best_cfg.is_file():
-            data = json.loads(best_cfg.read_text(encoding="utf-8"))
-            data.setdefault("training", {})["seconds_total"] = seconds
-            best_cfg.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        best.finish(seconds)
     barrier()
-    return TrainResult(best=out / "best", best_epoch=best_epoch, best_dev_mrr=best_mrr, steps=step,
-                       seconds=seconds, history=history)
+    return TrainResult(best=out / "best", best_epoch=best.best_epoch, best_dev_mrr=best.best_mrr, steps=trainer.step,
+                       seconds=seconds, history=trainer.history)
