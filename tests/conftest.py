@@ -53,6 +53,16 @@ def default_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def base_model_dir() -> Path:
+    """The fp32 base model (all-MiniLM-L6-v2) exported once into the shared cache: what fp16 converts.
+    The shipped default has int8 weights, so it cannot stand in for it."""
+    from codesearch.embed.model_specs import BASE_MODEL_ID, resolve_model
+
+    pytest.importorskip("torch")  # exporting it needs torch (the dev install has it)
+    return resolve_model(BASE_MODEL_ID)
+
+
+@pytest.fixture(scope="session")
 def stand_in_models_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ``codesearch_models`` package folder whose ``default/`` is a tiny exported encoder: stands in
     for the shipped default model where the mechanism, not the model, is under test."""
