@@ -50,7 +50,7 @@ from .ranker_data import (
     sample_negatives,
 )
 from .ranker_model import POOLINGS, CrossEncoder, load_cross_encoder
-from .train import MetricsLog, Optimization, epoch_batches, find_resume, seed_everything
+from .train import LossMeter, MetricsLog, Optimization, epoch_batches, find_resume, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -380,24 +380,6 @@ def build_model(cfg: RankerTrainConfig, device: torch.device, use_amp: bool, pla
 # Training
 
 
-@dataclass
-class _LossMeter:
-    """The smoothed loss and the pairs/s throughput shown on the bar and logged."""
-
-    loss_ema: float | None = None
-    pairs_per_s: float = 0.0
-    window_pairs: int = 0
-    window_t: float = field(default_factory=time.perf_counter)
-
-    def update(self, loss: float, pairs: int, step: int, log_every: int) -> None:
-        self.loss_ema = loss if self.loss_ema is None else 0.9 * self.loss_ema + 0.1 * loss
-        self.window_pairs += pairs
-        now = time.perf_counter()
-        if now - self.window_t >= 1.0 or step % log_every == 0:
-            self.pairs_per_s = self.window_pairs / max(now - self.window_t, 1e-9)
-            self.window_pairs, self.window_t = 0, now
-
-
 class RankerTrainer:
     """The step loop over epochs, with the periodic dev evaluation and checkpoint."""
 
@@ -410,7 +392,7 @@ class RankerTrainer:
         self.checkpoints = RankerCheckpoints(Path(cfg.output), best_mrr=start.best_mrr, best_step=start.best_step)
         self.history: list[dict[str, Any]] = []
         self.step, self.epoch, self.done_in_epoch = start.step, start.epoch, start.batches_done
-        self.meter = _LossMeter()
+        self.meter = LossMeter()
         self.bar: Any = None
 
     def evaluate_retriever(self) -> None:
