@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -9,7 +10,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,19 @@ def table_head(headers: Sequence[str]) -> str:
 
 def table_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(c.replace("|", "/") for c in cells) + " |"
+
+
+def emit_report(report: dict[str, Any], save: Path | None, as_json: bool,
+                printer: Callable[[dict[str, Any]], None]) -> None:
+    """Write the report's JSON to ``save`` (if given), then print it as JSON or through ``printer``."""
+    text = json.dumps(report, indent=2, default=str) + "\n"
+    if save:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.write_text(text)
+    if as_json:
+        print(text, end="")
+    else:
+        printer(report)
 
 
 class Stopwatch:

@@ -44,6 +44,7 @@ from common import (
     MemoIndex,
     MemoStore,
     Stopwatch,
+    emit_report,
     ensure_chunker,
     load_average,
     machine_info,
@@ -535,13 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     if grid:
         report["sweep"] = {"grid": {label: w for label, w in grid}, "results": sweep_results,
                            "summary": sweep_summary(sweep_results, grid)}
-    if args.save:
-        args.save.parent.mkdir(parents=True, exist_ok=True)
-        args.save.write_text(json.dumps(report, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_report(report, modes)
+    emit_report(report, args.save, args.json, lambda r: print_report(r, modes))
     return 0
 
 

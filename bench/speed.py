@@ -53,6 +53,7 @@ from common import (
     DEFAULT_WORK_DIR,
     RssSampler,
     Stopwatch,
+    emit_report,
     ensure_chunker,
     load_average,
     machine_info,
@@ -434,13 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     report["peak_rss_process_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report["elapsed_s"] = round(total.elapsed, 1)
     report["load_after"] = load_average()
-    if args.save:
-        args.save.parent.mkdir(parents=True, exist_ok=True)
-        args.save.write_text(json.dumps(report, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_report(report)
+    emit_report(report, args.save, args.json, print_report)
     return 0
 
 
@@ -481,16 +476,15 @@ def compare_models(args: argparse.Namespace, report: dict[str, Any], root: Path,
     report["machine"] = machine_info()
     report["elapsed_s"] = round(total.elapsed, 1)
     report["load_after"] = load_average()
-    if args.save:
-        args.save.parent.mkdir(parents=True, exist_ok=True)
-        args.save.write_text(json.dumps(report, indent=2) + "\n")
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return 0
+    emit_report(report, args.save, args.json, lambda r: print_comparison(r, root, args.rounds))
+    return 0
+
+
+def print_comparison(report: dict[str, Any], root: Path, rounds: int) -> None:
     m = report["machine"]
     print(f"# embedding speed, side by side\n\ncommand: {report['command']}\nmachine: {m['cpu']} ×{m['affinity']} "
           f"cores; onnxruntime {m.get('onnxruntime')}; load average before/after: {report['load_before']} / "
-          f"{report['load_after']}\nsubset: {root} ({args.rounds} rounds, models interleaved)\n")
+          f"{report['load_after']}\nsubset: {root} ({rounds} rounds, models interleaved)\n")
     rows = []
     for model, c in report["compare"].items():
         r0 = c["runs"][0]
@@ -498,7 +492,6 @@ def compare_models(args: argparse.Namespace, report: dict[str, Any], root: Path,
                      ", ".join(str(r["chunks_per_s"]) for r in c["runs"]), c["median_chunks_per_s"],
                      f"{c['ratio_to_first']}×"])
     print(table(["model", "what", "chunks/s per round", "median chunks/s", "vs first"], rows, fmt="{:.1f}"))
-    return 0
 
 
 def print_report(r: dict[str, Any]) -> None:

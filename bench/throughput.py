@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_WORK_DIR, RssSampler, Stopwatch, load_average, machine_info, percentile, table
+from common import DEFAULT_WORK_DIR, RssSampler, Stopwatch, emit_report, load_average, machine_info, percentile, table
 
 FLAGS = ("--stages", "--layouts", "--scaling", "--large", "--first-answer", "--reindex", "--child")
 QUERY = "parse command line arguments"
@@ -631,17 +631,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = measure(args)
     report.update(command="python bench/speed.py " + " ".join(sys.argv[1:] if argv is None else argv),
                   load_before=load_before, load_after=load_average(), elapsed_s=round(clock.elapsed, 1))
-    if args.save:
-        args.save.parent.mkdir(parents=True, exist_ok=True)
-        args.save.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    if args.json:
-        print(json.dumps(report, indent=2, default=str))
-        return 0
-    m = report["machine"]
-    print(f"# codesearch throughput: {name}\n\ncommand: {report['command']}\n"
-          f"machine: {m['cpu']} ×{m['affinity']} cores, {m['mem_gb']} GiB; onnxruntime {m.get('onnxruntime')}\n"
-          f"elapsed {report['elapsed_s']} s; load average before/after: {load_before} / {report['load_after']}\n")
-    show(report)
+    def printer(r: dict[str, Any]) -> None:
+        m = r["machine"]
+        print(f"# codesearch throughput: {name}\n\ncommand: {r['command']}\n"
+              f"machine: {m['cpu']} ×{m['affinity']} cores, {m['mem_gb']} GiB; onnxruntime {m.get('onnxruntime')}\n"
+              f"elapsed {r['elapsed_s']} s; load average before/after: {r['load_before']} / {r['load_after']}\n")
+        show(r)
+
+    emit_report(report, args.save, args.json, printer)
     return 0
 
 
