@@ -101,6 +101,9 @@ def command_guard(engine: Engine) -> Iterator[None]:
     except IndexUnavailable as exc:
         close_quietly(engine)
         fail(str(exc), EXIT_STORAGE)
+    except EngineError as exc:  # the rest: a model that cannot be loaded
+        close_quietly(engine)
+        fail(str(exc), EXIT_MODEL)
     else:
         try:
             engine.close()
@@ -191,14 +194,7 @@ def run_update(engine: Engine, *, embed: bool, show_progress: bool, wait: bool =
             sync = engine.sync(progress=view)
             synced(sync)
             return sync, None
-        try:
-            return engine.update(progress=view, on_synced=synced)
-        except IndexUnavailable:
-            raise
-        except EngineError as exc:
-            close_quietly(engine)
-            fail(str(exc), EXIT_MODEL)
-            raise
+        return engine.update(progress=view, on_synced=synced)
 
 
 def check_model(engine: Engine) -> None:
@@ -358,29 +354,22 @@ class SearchAnswer:
 
 
 def answer_search(engine: Engine, request: SearchRequest, wait: bool) -> SearchAnswer:
-    """Bring the index up to date as far as the search may wait, then answer; a model that cannot load
-    ends the command (storage problems are command_guard's)."""
-    try:
-        quick = None
-        why_partial = ""
-        if wait:
-            why_partial = update_before_search(engine, embed=request.mode != "lexical",
-                                               show_progress=not request.as_json)
-        else:
-            engine.check_model()
-            quick = background.sync_briefly(engine)
-        load_model = wait or engine.vectors_stored()  # nothing embedded yet: keywords only, no model load
-        if request.batch is not None:
-            pending = answer_batch(engine, request, load_model)
-            return SearchAnswer(pending, load_model, quick, why_partial)
-        result = engine.search(request.query, limit=request.limit, languages=request.languages,
-                               path_glob=request.path_glob, mode=request.mode, load_model=load_model)
-    except IndexUnavailable:
-        raise
-    except EngineError as exc:
-        close_quietly(engine)
-        fail(str(exc), EXIT_MODEL)
-        raise
+    """Bring the index up to date as far as the search may wait, then answer (a model that cannot load
+    and storage problems end the command in command_guard)."""
+    quick = None
+    why_partial = ""
+    if wait:
+        why_partial = update_before_search(engine, embed=request.mode != "lexical",
+                                           show_progress=not request.as_json)
+    else:
+        engine.check_model()
+        quick = background.sync_briefly(engine)
+    load_model = wait or engine.vectors_stored()  # nothing embedded yet: keywords only, no model load
+    if request.batch is not None:
+        pending = answer_batch(engine, request, load_model)
+        return SearchAnswer(pending, load_model, quick, why_partial)
+    result = engine.search(request.query, limit=request.limit, languages=request.languages,
+                           path_glob=request.path_glob, mode=request.mode, load_model=load_model)
     print_result(result, request.query, request.as_json)
     return SearchAnswer(result.pending, result.dense_used, quick, why_partial)
 
